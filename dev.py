@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Developer entry point that needs nothing but Python: `python3 dev.py run|test|lint`.
+
+It creates `.venv` on first use (and again when pyproject.toml changes), installs jobd
+with its `dev` extra into it, then runs the command inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".jobd-installed"
+
+
+def ensure_venv() -> None:
+    """Create the virtualenv and install jobd[dev] unless it is already up to date."""
+    pyproject = ROOT / "pyproject.toml"
+    if STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime:
+        return
+    if not (BIN / "python").exists():
+        print("dev.py: creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("dev.py: installing jobd[dev] into .venv", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.touch()
+
+
+def run(argv: list[str]) -> int:
+    return subprocess.call(argv, cwd=ROOT)
+
+
+def main(args: list[str]) -> int:
+    command, rest = (args[0], args[1:]) if args else ("help", [])
+    if command == "run":
+        ensure_venv()
+        return run([str(BIN / "jobd"), "run", "-c", "config.example.yaml", *rest])
+    if command == "test":
+        ensure_venv()
+        code = run([str(BIN / "python"), "-m", "pytest", *rest])
+        if code == 5:  # pytest found no test: that is a failure, not a pass
+            print("dev.py: pytest collected no tests", file=sys.stderr)
+            return 1
+        return code
+    if command == "lint":
+        ensure_venv()
+        return run([str(BIN / "ruff"), "check", "."]) or run(
+            [str(BIN / "mypy"), "--strict", "jobd"]
+        )
+    if command == "venv":
+        ensure_venv()
+        return 0
+    print(__doc__)
+    return 0 if command == "help" else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

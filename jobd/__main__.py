@@ -1,0 +1,5 @@
+"""`python -m jobd` runs the same CLI as the `jobd` console script."""
+
+from jobd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Load, validate and build the configuration model (owned by the config work)."""

@@ -1,0 +1,50 @@
+"""The one exception family of jobd: every error a user can meet is a `JobdError`.
+
+Driver and library errors are wrapped once, with `from exc`, at the boundary where they
+happen; the CLI turns any `JobdError` into a message and an exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class JobdError(Exception):
+    """Base of all jobd errors. `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class UsageError(JobdError):
+    """Bad command-line usage or input: a clear message, exit 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration file, located as precisely as we can."""
+
+    file: str
+    line: int  # 1-based; 0 when unknown
+    column: int  # 1-based; 0 when unknown
+    path: str  # dotted key path, e.g. "resources.orders.triggers.process.scheduler_cron"
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(JobdError):
+    """The configuration is invalid; carries every problem found, not only the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class DatabaseError(JobdError):
+    """The database could not be reached or refused an operation jobd needed."""
