@@ -1,8 +1,9 @@
 """Find the Postgres server the tests use, and hand out a fresh database per test.
 
-Order: `$JOBD_TEST_DATABASE_URL`, then a server on 127.0.0.1:5432 (user postgres), then an
-embedded server from pgserver under `.jobd/test-pg`. Each test gets a database cloned from a
-session template, so tests never see each other's rows.
+Order: `$JOBD_TEST_DATABASE_URL` (the word `embedded` forces the embedded server), then a
+server on 127.0.0.1:5432 (user postgres), then an embedded server from pgserver under
+`.jobd/test-pg`. Each test gets a database cloned from a session template, so tests never
+see each other's rows.
 """
 
 from __future__ import annotations
@@ -29,18 +30,22 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _embedded_url() -> str:
-    import pgserver  # the `embedded` extra; only needed when no server is reachable
+_embedded_handles: list[object] = []  # keeps the embedded server alive for the session
 
-    data = ROOT / ".jobd" / "test-pg"
-    data.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data), cleanup_mode="stop")
-    return str(server.get_uri())
+
+def _embedded_url() -> str:
+    from jobd.embedded import start_embedded
+
+    url, handle = start_embedded(ROOT / ".jobd" / "test-pg")
+    _embedded_handles.append(handle)
+    return url
 
 
 def find_server_url() -> str:
     """The admin URL of the server the tests use (a database we may CREATE DATABASE from)."""
     url = os.environ.get("JOBD_TEST_DATABASE_URL")
+    if url == "embedded":  # force the embedded server even when a local one runs
+        return _embedded_url()
     if url:
         return url
     if _port_open("127.0.0.1", 5432):
