@@ -1,0 +1,1 @@
+"""Triggers: the `where` language, the scheduler scan, the worker and scheduled actions."""
