@@ -1,0 +1,87 @@
+"""`jobd check` and `jobd schema` as a user runs them: a real process, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+CORPUS = ROOT / "tests" / "data" / "bad_configs"
+
+
+def jobd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBD_")}
+    clean.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "jobd", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        check=False,
+    )
+
+
+def test_check_example_prints_a_one_line_summary() -> None:
+    """The example config is valid on a fresh machine: exit 0, one summary line, nothing else."""
+    result = jobd("check", "-c", "config.example.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "config.example.yaml: OK: 3 resources, 4 triggers, 2 schedules, 7 queues\n"
+    )
+    assert result.stderr == ""
+
+
+def test_check_uses_jobd_config_variable() -> None:
+    """Without -c, $JOBD_CONFIG names the file."""
+    result = jobd("check", env={"JOBD_CONFIG": "config.example.yaml"})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "03_yaml_tab_indent",
+        "14_unknown_key_trigger",
+        "26_bad_cron_fields",
+        "37_where_subquery",
+        "43_missing_env_var",
+        "70_multiple_problems",
+    ],
+)
+def test_check_bad_config_exits_2_with_located_messages(name: str) -> None:
+    """A bad file gives exit 2 and its FILE:LINE:COL messages on stderr, no traceback."""
+    path = CORPUS / f"{name}.yaml"
+    expected = [
+        line[len("# expect: ") :]
+        for line in path.read_text().splitlines()
+        if line.startswith("# expect: ")
+    ]
+    result = jobd("check", "-c", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[:-1] == [f"{path}:{e}" for e in expected]
+    assert lines[-1].endswith("found")
+
+
+def test_check_missing_file_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    """A missing config file is a clear message and exit 2."""
+    result = jobd("check", "-c", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 2
+    assert "configuration file not found" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_schema_prints_the_json_schema() -> None:
+    """`jobd schema` prints the 2020-12 JSON Schema, exit 0."""
+    result = jobd("schema")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["$schema"].endswith("2020-12/schema")
