@@ -1,14 +1,44 @@
 """jobd: a standalone job daemon for Postgres.
 
 The public names for action entrypoints and applications live here; everything else is
-internal and may change.
+internal and may change. They are imported on first use, so `import jobd` (and
+`jobd --version`) stays fast.
 """
 
+from __future__ import annotations
+
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("jobd")
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from jobd.actions.base import ActionContext
+    from jobd.engine.jobs import Cancel, Discard, Snooze
+
+__all__ = ["ActionContext", "Cancel", "Discard", "Snooze", "__version__"]
+
+_LAZY = {
+    "ActionContext": "jobd.actions.base",
+    "Cancel": "jobd.engine.jobs",
+    "Discard": "jobd.engine.jobs",
+    "Snooze": "jobd.engine.jobs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jobd' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

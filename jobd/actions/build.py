@@ -1,0 +1,74 @@
+"""Turn a configured action into a runnable one: `build_action(resource, action, services)`.
+
+Every action is built once, when the daemon starts (so a bad entrypoint or `{sql}` value
+stops the start with a clear error), and then run once per job attempt with an
+`ActionContext`. The daemon-wide things actions share (the HTTP client, jobd's schema)
+come in `ActionServices`.
+
+Failures: see `jobd.actions.failures` (re-exported here) for how an action says that an
+error is retryable, names its own wait (`RetryAfter`) or is permanent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jobd import model
+from jobd.actions.base import Action
+from jobd.actions.failures import (
+    ActionFailure,
+    PermanentFailure,
+    RetryableFailure,
+    RetryAfter,
+    describe_error,
+)
+from jobd.errors import JobdError
+
+if TYPE_CHECKING:
+    from jobd.actions.http import HttpClient
+
+__all__ = [
+    "ActionFailure",
+    "ActionServices",
+    "PermanentFailure",
+    "RetryAfter",
+    "RetryableFailure",
+    "build_action",
+    "build_actions",
+    "describe_error",
+]
+
+
+@dataclass
+class ActionServices:
+    """What actions share across a daemon. `http` is required once an http action exists."""
+
+    http: HttpClient | None = None
+    schema: str = "jobd"
+
+
+def build_action(
+    resource: model.Resource, action: model.Action, services: ActionServices
+) -> Action:
+    """The runnable action for `action` of `resource`; raises JobdError when it cannot be."""
+    if action.kind == "update" and action.update is not None:
+        from jobd.actions.update import UpdateAction
+
+        return UpdateAction(action.name, resource, action.update)
+    if action.kind == "python" and action.python is not None:
+        from jobd.actions.python import PythonAction
+
+        return PythonAction(action.name, action.python)
+    if action.kind == "http" and action.http is not None:
+        from jobd.actions.http import HttpCallAction
+
+        if services.http is None:
+            raise JobdError(f"action {action.name!r} is an http action but no HTTP client runs")
+        return HttpCallAction(action.name, resource.name, action.http, services.http)
+    raise JobdError(f"action {action.name!r} of resource {resource.name!r} has no usable kind")
+
+
+def build_actions(resource: model.Resource, services: ActionServices) -> dict[str, Action]:
+    """Every action of a resource, by name."""
+    return {name: build_action(resource, a, services) for name, a in resource.actions.items()}
