@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from jobd import __version__
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("check", help="validate the configuration file"))
     sub.add_parser("schema", help="print the configuration's JSON Schema")
     with_config(sub.add_parser("run", help="run the daemon"))
+    from jobd import commands
+
+    COMMANDS.update(commands.register(sub))
     return parser
 
 
@@ -68,11 +71,21 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    print("jobd run: not implemented yet (the engine lands with issue 3)", file=sys.stderr)
-    return EXIT_FAILURE
+    from jobd.config import load_config
+    from jobd.daemon import run_daemon
+    from jobd.logging import configure
+
+    path: Path = args.config or default_config_path()
+    spec = load_config(path)  # invalid: exit 2 with every problem, before anything starts
+    configure(spec.log.level, spec.log.format, metrics=True)
+    return run_daemon(path, spec)
 
 
-COMMANDS = {"check": cmd_check, "schema": cmd_schema, "run": cmd_run}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": cmd_check,
+    "schema": cmd_schema,
+    "run": cmd_run,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

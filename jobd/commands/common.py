@@ -1,0 +1,162 @@
+"""What every operator command shares: the config option, the database connection, the
+JSON argument parsing, and table/JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from jobd.errors import DatabaseError, UsageError
+from jobd.model import Spec
+from jobd.ops import to_jsonable
+
+T = TypeVar("T")
+CONNECT_TIMEOUT_S = 10.0
+
+
+def add_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "-c", "--config", type=Path, default=None,
+        help="configuration file (default: $JOBD_CONFIG, then ./jobd.yaml)",
+    )  # fmt: skip
+    return parser
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def load_spec(args: argparse.Namespace) -> Spec:
+    from jobd.config import load_config
+
+    path: Path = args.config or Path(os.environ.get("JOBD_CONFIG") or "jobd.yaml")
+    if not path.exists():
+        raise UsageError(f"configuration file {path} not found; pass -c FILE or set JOBD_CONFIG")
+    return load_config(path)
+
+
+def describe_url(url: str) -> str:
+    """host:port/database of a URL, never its password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost (Unix socket)"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{host}{port}{parts.path or ''}"
+    except ValueError:
+        return "(unparsable database.url)"
+
+
+@dataclass
+class Db:
+    """An open pool on the configuration's database."""
+
+    spec: Spec
+    pool: Any
+    schema: str
+
+
+@contextlib.asynccontextmanager
+async def database(spec: Spec) -> AsyncIterator[Db]:
+    """A small pool on `database.url` (or the embedded server); DatabaseError when down."""
+    from jobd.db import init_connection
+
+    url: str = spec.database.url or ""
+    embedded: Any = None
+    if not url:
+        from jobd.embedded import start_embedded
+
+        url, embedded = await asyncio.to_thread(start_embedded)
+    try:
+        pool = await asyncpg.create_pool(
+            url, min_size=1, max_size=3, init=init_connection, timeout=CONNECT_TIMEOUT_S,
+            server_settings={"application_name": "jobd-cli"},
+        )  # fmt: skip
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = type(exc).__name__
+        if isinstance(exc, asyncpg.PostgresError):  # the server answered: its message is safe
+            reason = f"{reason}: {exc}"
+        raise DatabaseError(
+            f"cannot connect to the database at {describe_url(url)}: it is down or refuses "
+            f"connections ({reason}); check database.url and that Postgres runs"
+        ) from exc
+    try:
+        yield Db(spec, pool, spec.database.schema)
+    finally:
+        await pool.close()
+        del embedded  # the embedded server stops when its handle goes
+
+
+def parse_json(text: str, option: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(
+            f"{option}: not valid JSON ({exc}); e.g. {option} '{{\"id\": 7}}' "
+            "(quote it for the shell)"
+        ) from None
+
+
+def json_object(text: str | None, option: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    value = parse_json(text, option)
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(to_jsonable(value), indent=2, default=str))
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Aligned columns with a header line."""
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    header = [c.upper() for c in columns]
+    for line in [header, *cells]:
+        sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        sys.stdout.write("\n")
+
+
+def command(
+    fn: Callable[[argparse.Namespace, Db], Awaitable[int]],
+) -> Callable[[argparse.Namespace], int]:
+    """Turn `async fn(args, db)` into `cmd(args) -> int` with the database open."""
+
+    def cmd(args: argparse.Namespace) -> int:
+        from jobd.logging import configure
+
+        configure(level="warning", stream=sys.stderr)  # stdout is for the command's output
+        spec = load_spec(args)
+
+        async def main() -> int:
+            async with database(spec) as db:
+                return await fn(args, db)
+
+        return asyncio.run(main())
+
+    cmd.__doc__ = fn.__doc__
+    return cmd

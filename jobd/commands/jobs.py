@@ -1,0 +1,152 @@
+"""`jobd jobs list|show|retry|cancel`, `jobd queues list|pause|resume|scale`, `jobd status`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from jobd import ops
+from jobd.commands.common import (
+    Db,
+    add_config,
+    add_json,
+    cell,
+    command,
+    print_json,
+    print_table,
+)  # fmt: skip
+from jobd.errors import JobdError, UsageError
+
+JOB_COLUMNS = ("id", "state", "queue", "worker", "attempt", "max_attempts", "scheduled_at",
+               "attempted_by")  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
+    jobs = sub.add_parser("jobs", help="list, show, retry or cancel jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+    p = add_config(jobs_sub.add_parser("list", help="jobs, newest first"))
+    p.add_argument("--state", choices=ops.JOB_STATES)
+    p.add_argument("--queue")
+    p.add_argument("--worker")
+    p.add_argument("--limit", type=_positive, default=50, help="at most this many (default 50)")
+    add_json(p)
+    for action, text in (("show", "one job with args, meta and errors"),
+                         ("retry", "run a job again now"), ("cancel", "cancel a job")):  # fmt: skip
+        p = add_config(jobs_sub.add_parser(action, help=text))
+        p.add_argument("id", type=_positive, help="job id")
+        add_json(p)
+
+    queues = sub.add_parser("queues", help="list, pause, resume or scale queues")
+    queues_sub = queues.add_subparsers(dest="queues_command", metavar="ACTION", required=True)
+    add_json(add_config(queues_sub.add_parser("list", help="queues with limits and depths")))
+    for action in ("pause", "resume"):
+        p = add_config(queues_sub.add_parser(action, help=f"{action} a queue on every node"))
+        p.add_argument("name")
+    p = add_config(queues_sub.add_parser("scale", help="set a queue's per-node limit"))
+    p.add_argument("name")
+    p.add_argument("limit", type=_positive, nargs="?", default=None,
+                   help="jobs at once per node (omit with --reset)")  # fmt: skip
+    p.add_argument("--reset", action="store_true", help="back to the configured limit")
+
+    add_json(add_config(sub.add_parser("status", help="nodes, leader and queue depths")))
+    return {"jobs": cmd_jobs, "queues": cmd_queues, "status": cmd_status}
+
+
+@command
+async def cmd_jobs(args: argparse.Namespace, db: Db) -> int:
+    async with db.pool.acquire() as conn:
+        if args.jobs_command == "list":
+            rows = await ops.list_jobs(conn, db.schema, state=args.state, queue=args.queue,
+                                       worker=args.worker, limit=args.limit)  # fmt: skip
+            print_json(rows) if args.json else print_table(rows, JOB_COLUMNS)
+            return 0
+        if args.jobs_command in ("retry", "cancel"):
+            fn = ops.retry_job if args.jobs_command == "retry" else ops.cancel_job
+            done = await fn(conn, db.schema, args.id)
+        job = await ops.get_job(conn, db.schema, args.id)
+    if job is None:
+        raise JobdError(f"no job {args.id}")
+    if args.jobs_command == "show":
+        _show(job, args.json)
+    elif not done:
+        raise JobdError(f"job {args.id} is {job['state']}: cannot {args.jobs_command} it")
+    elif args.json:
+        print_json({"id": args.id, "state": job["state"]})
+    else:
+        print(f"job {args.id}: {job['state']}")
+    return 0
+
+
+def _show(job: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(job)
+        return
+    width = max(len(k) for k in job)
+    for key, value in job.items():
+        if key == "errors":
+            continue
+        print(f"{key.ljust(width)}  {cell(value)}")
+    print(f"{'errors'.ljust(width)}  {len(job['errors'])}")
+    for entry in job["errors"]:
+        text = str(entry.get("error", "")).rstrip()
+        print(f"  - attempt {entry.get('attempt')} at {entry.get('at')} ({entry.get('kind')}):")
+        print("    " + text.replace("\n", "\n    "))
+
+
+@command
+async def cmd_queues(args: argparse.Namespace, db: Db) -> int:
+    action = args.queues_command
+    if action == "pause":
+        await ops.pause_queue(db.pool, db.schema, args.name)
+    elif action == "resume":
+        await ops.resume_queue(db.pool, db.schema, args.name)
+    elif action == "scale":
+        if (args.limit is None) == (not args.reset):
+            raise UsageError("queues scale: give a LIMIT or --reset (not both)")
+        await ops.scale_queue(db.pool, db.schema, args.name, args.limit)
+    configured = {name: q.limit for name, q in db.spec.queues.items()}
+    async with db.pool.acquire() as conn:
+        rows = await ops.list_queues(conn, db.schema, configured)
+    if action != "list":
+        row = next(r for r in rows if r["name"] == args.name)
+        state = "paused" if row["paused"] else "running"
+        print(f"queue {args.name}: {state}, limit {row['limit'] or '-'} per node")
+        return 0
+    if args.json:
+        print_json(rows)
+        return 0
+    table = [{**r, "paused": "yes" if r["paused"] else "no",
+              **{s: r["depth"].get(s, 0) for s in ops.JOB_STATES}} for r in rows]  # fmt: skip
+    print_table(table, ("name", "paused", "limit", "global_limit", *ops.JOB_STATES))
+    return 0
+
+
+@command
+async def cmd_status(args: argparse.Namespace, db: Db) -> int:
+    async with db.pool.acquire() as conn:
+        result = await ops.status(conn, db.schema)
+    if args.json:
+        print_json(result)
+        return 0
+    leader = result["leader"]
+    print(f"leader: {leader['node_id'] if leader else 'none (no live lease)'}")
+    print(f"nodes: {len(result['nodes'])}")
+    if result["nodes"]:
+        nodes = [{**n, "heartbeat_age_s": f"{n['heartbeat_age_s']:.1f}",
+                  "leader": "*" if n["leader"] else ""} for n in result["nodes"]]  # fmt: skip
+        print_table(nodes, ("id", "name", "started_at", "heartbeat_age_s", "leader"))
+    print("queues:")
+    depths = [{"queue": q, **{s: d.get(s, 0) for s in ops.JOB_STATES}}
+              for q, d in sorted(result["queues"].items())]  # fmt: skip
+    if depths:
+        print_table(depths, ("queue", *ops.JOB_STATES))
+    else:
+        print("  (no jobs)")
+    return 0
