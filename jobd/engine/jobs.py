@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from jobd.engine.context import JobContext as JobContext  # defined there, named here too
+
 
 class JobState(StrEnum):
     """Oban's job states."""

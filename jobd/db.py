@@ -1,0 +1,107 @@
+"""The database pool, its codecs, and the retry of errors a healthy system still meets.
+
+Expected errors (serialization failures, deadlocks, lost connections, a server restarting)
+are retried with jittered backoff by `retrying`; any other error propagates. Loops that must
+outlive a database outage use `is_transient` + `backoff_s` to wait and try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from jobd.errors import DatabaseError
+
+T = TypeVar("T")
+
+APPLICATION_NAME = "jobd"
+
+# SQLSTATEs worth retrying: serialization failure, deadlock, and the server going away or
+# refusing connections while it restarts (class 08 is matched by prefix below).
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "55P03"})
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+async def init_connection(conn: Any) -> None:
+    """Codecs so Python dicts and lists go in and out of json/jsonb columns."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Any:
+    """An asyncpg pool with jobd's codecs and `application_name='jobd'`."""
+    settings = {"application_name": APPLICATION_NAME}
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=init_connection,
+            server_settings=settings,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"cannot connect to the database: {exc}") from exc
+    return pool
+
+
+async def connect(dsn: str, **kwargs: Any) -> Any:
+    """One connection with jobd's codecs, outside any pool."""
+    kwargs.setdefault("server_settings", {"application_name": APPLICATION_NAME})
+    conn = await asyncpg.connect(dsn, **kwargs)
+    await init_connection(conn)
+    return conn
+
+
+async def connect_like(pool: Any) -> Any:
+    """A new connection, not from `pool`, to the same server with the same settings."""
+    # asyncpg keeps the pool's connect arguments on it (also set by set_connect_args).
+    args = list(getattr(pool, "_connect_args", []))
+    kwargs = dict(getattr(pool, "_connect_kwargs", {}))
+    conn = await asyncpg.connect(*args, **kwargs)
+    await init_connection(conn)
+    return conn
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that go away when the statement (or connection) is tried again."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        return state in _TRANSIENT_SQLSTATES or state.startswith("08")
+    # InternalClientError: asyncpg found a connection mid-operation after its server went
+    # away; the pool discards that connection on release, so a retry gets a fresh one.
+    return isinstance(
+        exc,
+        OSError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | asyncpg.exceptions.ConnectionDoesNotExistError
+        | ConnectionError
+        | TimeoutError,
+    )
+
+
+def backoff_s(attempt: int, *, base_s: float = 0.05, max_s: float = 5.0) -> float:
+    """Full-jitter exponential backoff for retries of database work (attempt from 1)."""
+    return random.uniform(0, min(max_s, base_s * (2 ** min(attempt, 16))))  # noqa: S311
+
+
+async def retrying(fn: Callable[..., Awaitable[T]], *args: Any, attempts: int = 5) -> T:
+    """Await `fn(*args)`, retrying transient database errors with jittered backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await fn(*args)
+        except Exception as exc:
+            if attempt >= attempts or not is_transient(exc):
+                raise
+            await asyncio.sleep(backoff_s(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,210 @@
+"""Cron (leader service): enqueue each tick of each `CronEntry` exactly once.
+
+Tick math is pure (`ticks_between`, `latest_tick`, `plan_ticks`, `next_delay_s`) and
+works on timezone-aware datetimes: ticks are computed by croniter in the entry's IANA
+timezone (DST-correct) and returned in UTC. 6-field expressions are seconds-first.
+
+Exactly once: per entry, one transaction locks the entry's ledger row (`crons`), plans the
+ticks after its `last_tick`, inserts their jobs (`insert_jobs`) and advances the ledger.
+Two leaders (or a stale one) serialize on the row lock, and the second sees the advanced
+ledger, so no tick is enqueued twice; a crash rolls the whole tick back. First sight of an
+entry starts its ledger at `now` (no past ticks).
+
+Which ticks run: ticks after `last_tick` and at most `grace_s` old are on time (a leader
+failover or a slow loop never loses a tick); older ones were missed while no leader ran
+and follow `catch_up`: `none` skips them, `latest` runs only the newest one (when no
+on-time tick runs anyway), `all` runs each one not older than `catch_up_window_s`.
+
+Overlap: `skip` gives the job `uniq_key = "cron:<name>"`, so no tick is enqueued while the
+previous run is incomplete (the tick is consumed all the same); `allow` keeps the
+template's key (normally none). The tick goes into `meta.cron_tick` (ISO, UTC) and the
+entry's name into `meta.cron`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+from croniter import croniter
+
+from jobd.engine.config import CronEntry, EngineConfig
+from jobd.engine.insert import insert_jobs
+from jobd.engine.jobs import JobSpec
+from jobd.errors import JobdError
+from jobd.sql import queries
+
+log = structlog.get_logger("jobd.engine")
+
+MAX_TICKS = 1_000  # ticks one step enqueues per entry; the ledger continues next step
+MAX_SLEEP_S = 60.0  # re-plan at least this often (config of other nodes, clock drift)
+_TINY = timedelta(microseconds=1)
+
+
+class CronError(JobdError):
+    """A cron entry that cannot be evaluated (bad expression or timezone)."""
+
+    exit_code = 2
+
+
+def _iter(expression: str, tz_name: str, start: datetime) -> Any:
+    six_fields = len(expression.split()) == 6
+    return croniter(expression, start.astimezone(ZoneInfo(tz_name)), second_at_beginning=six_fields)
+
+
+def validate_entry(entry: CronEntry) -> None:
+    """Raise `CronError` when the entry's expression or timezone is unusable."""
+    try:
+        ZoneInfo(entry.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise CronError(f"cron {entry.name!r}: unknown timezone {entry.timezone!r}") from exc
+    fields = entry.expression.split()
+    if not (entry.expression.startswith("@") or len(fields) in (5, 6)):
+        raise CronError(f"cron {entry.name!r}: expected 5 or 6 fields: {entry.expression!r}")
+    try:
+        _iter(entry.expression, entry.timezone, datetime.now(UTC))
+    except (ValueError, KeyError) as exc:  # croniter's errors derive from ValueError
+        raise CronError(f"cron {entry.name!r}: {exc}") from exc
+
+
+def _every_hour(expression: str) -> bool:
+    """True when the hour field matches every hour (then a repeated DST hour runs twice)."""
+    hours = _iter(expression, "UTC", datetime.now(UTC)).expanded[1]
+    return hours == ["*"] or len(hours) == 24
+
+
+def _repeated(tick: datetime) -> bool:
+    """True for the second occurrence of a wall-clock time when clocks fall back."""
+    return tick.fold == 1 and tick.replace(fold=0).utcoffset() != tick.utcoffset()
+
+
+def ticks_between(
+    expression: str, tz_name: str, after: datetime, until: datetime, limit: int = MAX_TICKS
+) -> list[datetime]:
+    """Ticks t with `after < t <= until` (UTC), oldest first, at most `limit`.
+
+    A daily-style entry runs once when clocks fall back (the repeated wall-clock time is
+    skipped); an entry that fires every hour runs in both hours."""
+    it = _iter(expression, tz_name, after)
+    keep_repeats = _every_hour(expression)
+    found: list[datetime] = []
+    while len(found) < limit:
+        tick: datetime = it.get_next(datetime)
+        if tick > until:
+            break
+        if keep_repeats or not _repeated(tick):
+            found.append(tick.astimezone(UTC))
+    return found
+
+
+def latest_tick(expression: str, tz_name: str, at: datetime) -> datetime | None:
+    """The newest tick at or before `at` (UTC), None if there is none."""
+    it = _iter(expression, tz_name, at + _TINY)
+    keep_repeats = _every_hour(expression)
+    for _ in range(4):  # at most one repeated time in a row is skipped
+        try:
+            tick: datetime = it.get_prev(datetime)
+        except (ValueError, StopIteration):
+            return None
+        if keep_repeats or not _repeated(tick):
+            return tick.astimezone(UTC)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class TickPlan:
+    """What one cron step does for an entry: enqueue `run`, set the ledger to
+    `advance_to` (None: nothing new, leave the ledger alone)."""
+
+    run: list[datetime]
+    advance_to: datetime | None
+
+
+def plan_ticks(
+    entry: CronEntry, last: datetime, now: datetime, grace_s: float, limit: int = MAX_TICKS
+) -> TickPlan:
+    """The ticks to enqueue for `entry` given its ledger `last` and `now` (see module doc)."""
+    expr, tz = entry.expression, entry.timezone
+    grace_start = max(last, now - timedelta(seconds=grace_s))
+    recent = ticks_between(expr, tz, grace_start, now, limit)
+    run = recent
+    if entry.catch_up == "all":
+        window_start = max(last, now - timedelta(seconds=entry.catch_up_window_s))
+        missed = ticks_between(expr, tz, window_start, grace_start, limit)
+        run = missed + recent
+    elif entry.catch_up == "latest" and not recent:
+        newest_missed = latest_tick(expr, tz, grace_start)
+        if newest_missed is not None and newest_missed > last:
+            run = [newest_missed]
+    if len(run) >= limit:  # bounded step: continue after the last tick we enqueue
+        run = run[:limit]
+        return TickPlan(run, run[-1])
+    newest = recent[-1] if recent else latest_tick(expr, tz, now)
+    return TickPlan(run, newest if newest is not None and newest > last else None)
+
+
+def next_delay_s(entries: Sequence[CronEntry], now: datetime) -> float:
+    """Seconds from `now` to the next tick of any entry (at most `MAX_SLEEP_S`)."""
+    delay_s = MAX_SLEEP_S
+    for entry in entries:
+        nxt: datetime = _iter(entry.expression, entry.timezone, now).get_next(datetime)
+        delay_s = min(delay_s, (nxt - now).total_seconds())
+    return max(delay_s, 0.0)
+
+
+def grace_s(config: EngineConfig) -> float:
+    """How old a tick may be and still count as on time: two leases cover a failover."""
+    return 2.0 * config.lease_s
+
+
+def tick_spec(entry: CronEntry, tick: datetime) -> JobSpec:
+    """The job for one tick: the entry's template plus the tick in meta and the overlap key."""
+    meta = {**entry.job.meta, "cron": entry.name, "cron_tick": tick.astimezone(UTC).isoformat()}
+    if entry.overlap == "skip":
+        return dataclasses.replace(
+            entry.job, meta=meta, uniq_key=f"cron:{entry.name}", uniq_hold={}, scheduled_at=None
+        )
+    return dataclasses.replace(entry.job, meta=meta, scheduled_at=None)
+
+
+async def cron_once(conn: Any, config: EngineConfig, now: datetime) -> int:
+    """Enqueue every entry's due ticks as of `now` (database time); returns jobs inserted."""
+    total = 0
+    for entry in config.crons:
+        total += await _tick_entry(conn, config, entry, now)
+    return total
+
+
+async def _tick_entry(conn: Any, config: EngineConfig, entry: CronEntry, now: datetime) -> int:
+    q = queries(config.schema)
+    async with conn.transaction():
+        await conn.execute(q["cron_ledger_init"], entry.name, now)
+        last: datetime = await conn.fetchval(q["cron_ledger_lock"], entry.name)
+        plan = plan_ticks(entry, last, now, grace_s(config))
+        if plan.advance_to is None:
+            return 0
+        specs = [tick_spec(entry, tick) for tick in plan.run]
+        ids = await insert_jobs(conn, specs, schema=config.schema) if specs else []
+        await conn.execute(q["cron_ledger_advance"], entry.name, plan.advance_to)
+    if plan.run:
+        log.info(
+            "cron.tick",
+            cron=entry.name,
+            tick=plan.run[-1].isoformat(),
+            ticks=len(plan.run),
+            enqueued=len(ids),
+            skipped=len(plan.run) - len(ids),
+            job_ids=ids,
+        )
+    else:
+        log.info(
+            "cron.missed",
+            cron=entry.name,
+            last_tick=last.isoformat(),
+            advanced_to=plan.advance_to.isoformat(),
+        )
+    return len(ids)

@@ -1,0 +1,61 @@
+"""Lifeline (leader service): rescue the jobs of nodes that stopped heartbeating.
+
+A node is dead when its heartbeat is older than `3 * heartbeat_s` (database clock). Its
+executing jobs, and executing jobs whose `attempted_by` names no node row at all, go back
+to `available` (or to `discarded` when the attempt that died was the last one), with
+`meta.rescued` incremented and an error entry of kind `rescued`. The attempt that died
+cannot overwrite the rescue: every ack is fenced on (state, node, attempt). Once a dead
+node holds no executing job its row is deleted (a node that was only slow re-registers).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from jobd.engine.config import EngineConfig
+from jobd.sql import queries
+
+log = structlog.get_logger("jobd.engine")
+
+RESCUE_BATCH = 1_000
+MAX_BATCHES = 20
+MISSED_BEATS = 3  # heartbeats a node may miss before it is dead
+
+
+def dead_cutoff(config: EngineConfig, now: datetime) -> datetime:
+    """Heartbeats older than this are dead."""
+    return now - timedelta(seconds=MISSED_BEATS * config.heartbeat_s)
+
+
+async def lifeline_once(
+    conn: Any, config: EngineConfig, now: datetime, *, batch: int = RESCUE_BATCH
+) -> int:
+    """Rescue orphaned jobs and delete dead nodes as of `now`; returns jobs rescued."""
+    q = queries(config.schema)
+    cutoff = dead_cutoff(config, now)
+    total = 0
+    for _ in range(MAX_BATCHES):
+        rows = await conn.fetch(q["lifeline_rescue"], cutoff, batch, now)
+        for row in rows:
+            event = "job.discard" if row["state"] == "discarded" else "job.rescue"
+            log.info(
+                event,
+                job_id=row["id"],
+                queue=row["queue"],
+                worker=row["worker"],
+                attempt=row["attempt"],
+                node_id=row["attempted_by"],
+                reason="rescued",
+            )
+        total += len(rows)
+        if rows:
+            dead = sorted({str(row["attempted_by"]) for row in rows})
+            log.warning("jobs.rescued", count=len(rows), node_ids=dead)
+        if len(rows) < batch:
+            break
+    for node in await conn.fetch(q["lifeline_dead_nodes"], cutoff):
+        log.warning("node.dead", node_id=node["id"], heartbeat_at=node["heartbeat_at"].isoformat())
+    return total

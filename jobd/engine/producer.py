@@ -1,0 +1,304 @@
+"""One producer per queue: fetch by demand, run each job as a task, hand outcomes to the
+Acker.
+
+Hot path per batch: ONE fetch statement claims `limit - running` jobs; each job runs as
+an asyncio task (with its worker's timeout); a finished job frees its slot at once and
+wakes the producer, which fetches again while the Acker writes the completions of the
+previous batch on another connection. So fetch and ack overlap, and a busy queue never
+idles while jobs are available. Capacity is freed when the worker returns, not when its
+ack is written: `limit` bounds concurrently running workers (executing rows of this node
+can briefly exceed it by the acks in flight, a few milliseconds' worth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from jobd.db import backoff_s, is_transient
+from jobd.engine.acker import CANCEL, DISCARD, RETRY, SNOOZE, Acker, Completion, Outcome
+from jobd.engine.context import JobContext
+from jobd.engine.jobs import Cancel, Discard, Job, Snooze
+from jobd.engine.queues import QueueState, global_lock_key
+from jobd.engine.registry import Registered, WorkerRegistry
+from jobd.sql import queries
+
+log = structlog.get_logger("jobd.engine")
+
+MAX_ERROR_CHARS = 8000  # traceback text kept per error entry
+MAX_IN_FLIGHT = 2  # fetch statements a busy producer keeps in flight
+
+
+def job_from_row(row: Any, node_id: str) -> Job:
+    """A fetched row (fetch_jobs' RETURNING columns, in order) as a Job."""
+    return Job(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+        row[9], row[10], row[11], node_id, row[12],
+    )  # fmt: skip
+
+
+def error_entry(job: Job, error: str, kind: str) -> dict[str, Any]:
+    """One entry of a job's `errors` array."""
+    return {
+        "at": datetime.now(UTC).isoformat(),
+        "attempt": job.attempt,
+        "error": error[-MAX_ERROR_CHARS:],
+        "kind": kind,
+    }
+
+
+def _failure(job: Job, registered: Registered | None, exc: BaseException, kind: str) -> Outcome:
+    text = "".join(traceback.format_exception(exc)) if kind == "error" else str(exc)
+    first = f"{type(exc).__name__}: {exc}" if kind == "error" else str(exc)
+    log.warning(
+        "job.fail",
+        job_id=job.id, queue=job.queue, worker=job.worker, attempt=job.attempt,
+        max_attempts=job.max_attempts, kind=kind, error=first,
+    )  # fmt: skip
+    entry = error_entry(job, text, kind)
+    if registered is None or job.attempt >= job.max_attempts:
+        return Outcome(DISCARD, job, entry)
+    return Outcome(RETRY, job, entry, registered.backoff_s(job.attempt, job.max_attempts))
+
+
+async def execute(
+    job: Job, registered: Registered | None, ctx: JobContext
+) -> Completion | Outcome | None:
+    """Run one attempt; returns what the Acker must write (None: the worker completed the
+    job itself with `ctx.complete_in`). Cancellation from outside propagates."""
+    started = time.perf_counter()
+    if registered is None:
+        error = LookupError(f"no worker registered under the name {job.worker!r}")
+        return _failure(job, None, error, "unknown_worker")
+    timeout = asyncio.timeout(registered.timeout_s) if registered.timeout_s else None
+    try:
+        if timeout is None:
+            await registered.fn(job, ctx)
+        else:
+            async with timeout:
+                await registered.fn(job, ctx)
+    except Snooze as snooze:
+        return Outcome(SNOOZE, job, None, snooze.seconds)
+    except Cancel as cancel:
+        return Outcome(CANCEL, job, error_entry(job, cancel.reason, "cancel"))
+    except Discard as discard:
+        return Outcome(DISCARD, job, error_entry(job, discard.reason, "discard"))
+    except Exception as exc:
+        if timeout is not None and timeout.expired():
+            message = f"attempt timed out after {registered.timeout_s}s"
+            return _failure(job, registered, TimeoutError(message), "timeout")
+        return _failure(job, registered, exc, "error")
+    if ctx.completed:
+        return None
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    return (job.id, job.attempt, job.queue, job.worker, duration_ms)
+
+
+def hand_over(acker: Acker, result: Completion | Outcome | None) -> None:
+    """Give an attempt's result to the acker (synchronous: nothing can interrupt it)."""
+    if result is None:
+        return
+    if isinstance(result, tuple):
+        acker.complete(result)
+    else:
+        acker.record(result)
+
+
+class Producer:
+    """Fetches and runs the jobs of one queue on this node."""
+
+    def __init__(
+        self,
+        state: QueueState,
+        *,
+        pool: Any,
+        schema: str,
+        node_id: str,
+        registry: WorkerRegistry,
+        acker: Acker,
+        poll_interval_s: float,
+    ) -> None:
+        self.state = state
+        self.pool = pool
+        self.schema = schema
+        self.node_id = node_id
+        self.registry = registry
+        self.acker = acker
+        self.poll_interval_s = poll_interval_s
+        self.running: dict[int, tuple[asyncio.Task[None], Job]] = {}
+        self.fetches = 0  # fetch statements run, for tests and metrics
+        self._fetching: set[asyncio.Task[None]] = set()
+        self._reserved = 0  # slots promised to fetches in flight
+        self._busy = False  # the last fetch got all it asked for: more are likely waiting
+        self._failures = 0
+        self._retry_at = 0.0
+        self._error: BaseException | None = None
+        self._q = queries(schema)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._releasing = False
+        self._lock_key = global_lock_key(schema, state.name)
+        self._log = structlog.get_logger("jobd.engine").bind()  # see Acker._log
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def apply(self, state: QueueState) -> None:
+        """New settings (pause/resume/scale); takes effect at the next fetch."""
+        if state.paused != self.state.paused:
+            log.info("queue.paused" if state.paused else "queue.resumed", queue=state.name)
+        self.state = state
+        self._wake.set()
+
+    def stop_fetching(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Fetch whenever there is demand, until `stop_fetching()`. Raises (ending the
+        supervised task) when a fetch failed with an unexpected error."""
+        while not self._stopping:
+            self._wake.clear()
+            if self._error is not None:
+                raise self._error
+            state = self.state
+            free = 0 if state.paused else state.limit - len(self.running) - self._reserved
+            if free > 0 and self.acker.backlog >= self.acker.batch_max:
+                # Backpressure: acks lag (slow database); claim no more until they land,
+                # so executing rows of this node stay bounded.
+                await self.acker.wait_idle()
+                continue
+            # A busy queue keeps two fetches in flight (half the limit each), so the
+            # claim+ack statement of one overlaps the other's commit and the jobs it
+            # brought; an idle or global-limited queue has one.
+            pipelined = self._busy and state.global_limit is None
+            in_flight_max = MAX_IN_FLIGHT if pipelined else 1
+            retry_in_s = self._retry_at - time.monotonic()
+            if free > 0 and len(self._fetching) < in_flight_max and retry_in_s <= 0:
+                self._launch(state, min(free, -(-state.limit // in_flight_max)))
+                continue
+            await self._wait(self.poll_interval_s if retry_in_s <= 0 else retry_in_s)
+
+    def _launch(self, state: QueueState, demand: int) -> None:
+        self._reserved += demand
+        task = asyncio.get_running_loop().create_task(
+            self._fetch_and_start(state, demand), name=f"jobd:fetch:{state.name}"
+        )
+        self._fetching.add(task)
+        task.add_done_callback(self._fetching.discard)
+
+    async def _fetch_and_start(self, state: QueueState, demand: int) -> None:
+        try:
+            jobs = await self._fetch(state, demand)
+            self._failures = 0
+            self._busy = len(jobs) == demand
+            for job in jobs:
+                self._start(job)
+        except Exception as exc:
+            self._busy = False
+            if not is_transient(exc):
+                self._error = exc
+            else:
+                self._failures += 1
+                delay_s = backoff_s(self._failures, max_s=self.poll_interval_s * 5)
+                self._retry_at = time.monotonic() + delay_s
+                log.warning("queue.fetch_failed", queue=self.name, error=str(exc))
+        finally:
+            self._reserved -= demand
+            self._wake.set()
+
+    async def _wait(self, timeout_s: float) -> None:
+        if self._wake.is_set() or self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._wake.wait()
+
+    async def _fetch(self, state: QueueState, demand: int) -> list[Job]:
+        self.fetches += 1
+        if state.global_limit is None:
+            return await self._ack_and_fetch(state, demand)
+        else:
+            async with self.pool.acquire() as conn, conn.transaction():
+                # The lock comes first, in its own statement, so the fetch's snapshot (taken
+                # per statement) already sees every claim committed before we got the lock.
+                await conn.execute(self._q["lock_queue"], self._lock_key)
+                rows = await conn.fetch(
+                    self._q["fetch_jobs_global"],
+                    state.name,
+                    demand,
+                    self.node_id,
+                    state.global_limit,
+                )
+        node = self.node_id
+        return [job_from_row(row, node) for row in rows]
+
+    async def _ack_and_fetch(self, state: QueueState, demand: int) -> list[Job]:
+        """Claim jobs and, in the same statement, write the completions waiting in the
+        acker: one round trip and one commit per cycle on a busy queue."""
+        batch = self.acker.take_completions()
+        try:
+            rows = await self.pool.fetch(
+                self._q["ack_and_fetch"],
+                state.name,
+                demand,
+                self.node_id,
+                [c[0] for c in batch],
+                [c[1] for c in batch],
+            )
+        except BaseException:
+            self.acker.give_back(batch)
+            raise
+        node = self.node_id
+        jobs = [job_from_row(row[1:], node) for row in rows if not row[0]]
+        if batch:
+            self.acker.confirm(batch, {row[1] for row in rows if row[0]})
+        return jobs
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(job), name=f"job-{job.id}")
+        self.running[job.id] = (task, job)
+
+    async def _run(self, job: Job) -> None:
+        self._log.debug(
+            "job.start", job_id=job.id, queue=job.queue, worker=job.worker, attempt=job.attempt
+        )
+        ctx = JobContext(job, self.node_id, self.pool, self.schema)
+        try:
+            result = await execute(job, self.registry.get(job.worker), ctx)
+        except asyncio.CancelledError:
+            if self._releasing:
+                self.acker.record(Outcome("release", job))
+            raise
+        finally:
+            del self.running[job.id]
+            self._wake.set()
+        hand_over(self.acker, result)
+
+    async def finish(self, grace_s: float) -> int:
+        """Graceful stop of running jobs: wait up to `grace_s`, then cancel the rest, whose
+        jobs go back to `available` (attempt not counted). Returns how many were cut short."""
+        self.stop_fetching()
+        if self._fetching:  # claims in flight: their jobs start, then get the grace too
+            await asyncio.wait(list(self._fetching))
+        tasks = [task for task, _ in self.running.values()]
+        if not tasks:
+            return 0
+        _, pending = await asyncio.wait(tasks, timeout=max(grace_s, 0.0))
+        if not pending:
+            return 0
+        self._releasing = True
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending)
+        return len(pending)
