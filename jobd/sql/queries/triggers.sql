@@ -1,0 +1,143 @@
+-- Triggers: catalog look-ups of the user's tables, the scheduler's set-based enqueue, the
+-- worker's re-read, programmatic enqueues, and the clean-up of deleted triggers.
+--
+-- Besides `{schema}` (jobd's schema), the templates below hold placeholders that
+-- jobd.triggers.sqlgen fills with SQL built ONLY from quoted identifiers (jobd.ident),
+-- compiled `where` expressions (jobd.triggers.where) and catalog type names
+-- (format_type): {table}, {filter}, {order}, ... Runtime values are always `$n`.
+-- The unique key of a trigger worker job is `<key prefix> || jsonb_build_array(<pk>)::text`
+-- in every path, computed by Postgres from the row itself, so the scheduler and the API
+-- build the same string for any key type.
+
+-- name: trigger_table_info
+-- Columns (with their SQL type names) and primary key of one relation.
+-- $1: the relation as SQL text with quoted identifiers ('"public"."orders"' or '"orders"',
+--     the latter resolved via the search_path). One row always: relid NULL when no such
+--     relation exists; primary_key empty when it has none.
+SELECT rel.relid,
+       ARRAY(
+         SELECT a.attname::text FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = rel.relid AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum
+       ) AS columns,
+       ARRAY(
+         SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = rel.relid AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum
+       ) AS types,
+       ARRAY(
+         SELECT a.attname::text
+           FROM pg_catalog.pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          WHERE i.indrelid = rel.relid AND i.indisprimary
+          ORDER BY k.ord
+       ) AS primary_key
+  FROM (SELECT pg_catalog.to_regclass($1::text) AS relid) AS rel
+
+-- name: trigger_scan_settings
+-- Run first in the transaction of a single-statement scan (no parameters): its cost
+-- estimate (a uniqueness probe per row) easily passes jit_above_cost on a big table, and
+-- compiling the plan then costs more than it saves (measured: ~0.6 s of a 4 s run on
+-- 100,000 rows). Keyset pages are too small to be compiled and run without it.
+SET LOCAL jit = off
+
+-- name: trigger_scan_enqueue
+-- One statement of a trigger's scheduler run (one keyset page, or the whole scan): scan the
+-- rows matching {filter} in {order}, keep those with no job holding their unique key, insert
+-- at most $10 of them as worker jobs; racing inserters are settled by ON CONFLICT. No row
+-- comes back: only the counts and the last primary key of the page ({last} for the next page).
+-- $1 worker name, $2 queue, $3 priority, $4 max_attempts, $5 uniq_hold (jsonb),
+-- $6 args common to every job (jsonb: actor, input, extra), $7 unique key prefix
+-- ('<worker>:<tenant>:'), $8 the tenant stored in the jobs (text, NULL: none or the row's),
+-- $9 most rows scanned (bigint, NULL: all), $10 most jobs inserted (bigint, NULL: no limit),
+-- $11 notify channel; $12.. the primary key's column names (the JSON keys of args.pk),
+-- then the values {filter} uses (tenant attribute value, keyset position), as it numbers them.
+WITH scan AS MATERIALIZED (
+  SELECT {scan_columns}
+    FROM {table} AS t
+   WHERE {filter}
+   ORDER BY {order}
+   LIMIT $9::bigint
+), keyed AS (
+  SELECT p.*, $7::text || jsonb_build_array({key_values})::text AS uniq_key
+    FROM scan AS p
+), picked AS (
+  -- OFFSET 0 keeps the probe a per-row lookup in jobs_uniq_key: as an anti-join the
+  -- planner, with stale statistics on a jobs table growing page by page, hashes the
+  -- whole jobs table for every page.
+  SELECT p.* FROM keyed AS p
+   WHERE NOT EXISTS (SELECT 1 FROM {schema}.jobs AS j WHERE j.uniq_key = p.uniq_key OFFSET 0)
+   ORDER BY {scan_order}
+   LIMIT $10::bigint
+), ins AS (
+  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
+  SELECT $2::text, $1::text,
+         $6::jsonb || jsonb_build_object('pk', jsonb_build_object({pk_object}),
+                                         'tenant', {job_tenant}),
+         $3::int, $4::int, p.uniq_key, $5::jsonb
+    FROM picked AS p
+   ORDER BY {scan_order}
+  ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
+  RETURNING 1
+), notified AS (
+  SELECT count(pg_notify($11::text, $2::text)) AS n FROM (SELECT 1 FROM ins LIMIT 1) AS x
+), settings AS (
+  -- The commit need not wait for the WAL flush: a page lost in a crash is enqueued again
+  -- by the next run (its rows still match), and a worker's (synchronous) completion of
+  -- one of these jobs flushes this WAL first. Local to this statement's transaction.
+  SELECT set_config('synchronous_commit', 'off', true) AS value
+)
+SELECT (SELECT count(*) FROM scan) AS scanned, (SELECT count(*) FROM ins) AS enqueued{last}
+  FROM notified, settings
+
+-- name: trigger_enqueue_keys
+-- Programmatic enqueue (run_trigger/run_triggers): one worker job per given primary key
+-- whose row exists, in one statement; the keys are turned into the table's own column types
+-- by jsonb_populate_recordset, so the unique key is built exactly as the scheduler builds it.
+-- $1 worker name, $2 queue, $3 priority, $4 max_attempts, $5 uniq_hold (jsonb), $6 common
+-- args (jsonb), $7 unique key prefix, $8 tenant stored in the jobs (text, NULL: the row's
+-- attribute, or none), $9 the primary keys (jsonb array of objects), $10 notify channel;
+-- $11.. the primary key's column names, then the values {filter} uses.
+WITH found AS (
+  SELECT {scan_columns}
+    FROM jsonb_populate_recordset(NULL::{table}, $9::jsonb) AS w
+    JOIN {table} AS t ON {pk_join}
+   WHERE {filter}
+), ins AS (
+  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
+  SELECT $2::text, $1::text,
+         $6::jsonb || jsonb_build_object('pk', jsonb_build_object({pk_object}),
+                                         'tenant', {job_tenant}),
+         $3::int, $4::int, $7::text || jsonb_build_array({key_values})::text, $5::jsonb
+    FROM found AS p
+  ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
+  RETURNING id
+), notified AS (
+  SELECT count(pg_notify($10::text, $2::text)) AS n FROM (SELECT 1 FROM ins LIMIT 1) AS x
+)
+SELECT (SELECT count(*) FROM found) AS found, ARRAY(SELECT id FROM ins ORDER BY id) AS ids
+  FROM notified
+
+-- name: trigger_reread
+-- The worker's re-read of its row: by primary key, with the trigger's and the read's
+-- filters applied ({filter}), under FOR UPDATE when lock_for_update ({lock}).
+-- $1 the primary key (jsonb object, converted to the column types by jsonb_populate_record).
+SELECT {columns}
+  FROM jsonb_populate_record(NULL::{table}, $1::jsonb) AS w
+  JOIN {table} AS t ON {pk_join}
+ WHERE {filter}
+{lock}
+
+-- name: trigger_cancel_jobs
+-- Cancel the jobs of deleted triggers and schedules that are not running.
+-- $1 worker names (text[]), $2 error entry (jsonb: the reason). Returns how many.
+WITH cancelled AS (
+  UPDATE {schema}.jobs AS j
+     SET state = 'cancelled', cancelled_at = now(),
+         errors = array_append(j.errors, $2::jsonb),
+         uniq_key = CASE WHEN j.uniq_hold ? 'cancelled' THEN j.uniq_key END
+   WHERE j.worker = ANY($1::text[]) AND j.state IN ('available', 'scheduled', 'retryable')
+  RETURNING 1
+)
+SELECT count(*) FROM cancelled

@@ -1,0 +1,183 @@
+"""A trigger's scheduler: scan the rows that match, enqueue one worker job per row.
+
+Set-based: each statement is one `INSERT ... SELECT` (`trigger_scan_enqueue`) that scans,
+skips rows whose unique key is held by a job (`NOT EXISTS`, so `record_limit` counts only
+new jobs), inserts, and settles races with concurrent inserters by `ON CONFLICT DO
+NOTHING`. No row comes back to Python: a page returns its counts and, when paging, the
+last primary key it scanned. Memory does not grow with the table.
+
+Per tenant (SPEC 1.7): `list_tenants` is resolved at every run. Attribute strategy: one
+scan per tenant with `AND t.<attribute> = $tenant`; schema strategy: one scan of each
+tenant's `"<tenant>"."<table>"`; `use_tenant_from_record`: one scan of all rows, each job
+taking its tenant from the row. A tenant whose scan fails is logged
+(`scheduler.tenant_failed`); the others still run, and the run then fails.
+
+Each tenant's scan is logged as `scheduler.run` (trigger, tenant, scanned, enqueued,
+pages, duration_ms).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from jobd.engine.insert import INSERT_CHANNEL, channel
+from jobd.errors import JobdError
+from jobd.model import Resource, Trigger
+from jobd.sql import queries
+from jobd.tenants import list_tenants
+from jobd.triggers.sqlgen import ScanSql, scan_sql, tenant_mode
+
+if TYPE_CHECKING:
+    from jobd.engine.jobs import Job, JobContext
+    from jobd.triggers.runtime import TriggerRuntime
+
+log = structlog.get_logger("jobd.triggers")
+
+
+class SchedulerError(JobdError):
+    """A scheduler run could not scan every tenant."""
+
+
+@dataclass
+class ScanResult:
+    scanned: int = 0
+    enqueued: int = 0
+    pages: int = 0
+
+
+def worker_uniq_hold(trigger: Trigger) -> dict[str, float | None]:
+    """Terminal states that keep blocking a row's next job: a discarded job for
+    `discard_cooldown`; with `trigger_once` a completed one while it is retained."""
+    hold: dict[str, float | None] = {"discarded": trigger.discard_cooldown_s}
+    if trigger.trigger_once:
+        hold["completed"] = None
+    return hold
+
+
+def key_prefix(trigger: Trigger, tenant: str | None, mode: str) -> str:
+    """`<worker_name>:<tenant>:`: the tenant only with the schema strategy (where the same
+    key names a row of another table); a row of one table has one key whoever asks."""
+    return f"{trigger.worker_name}:{tenant if mode == 'schema' and tenant else ''}:"
+
+
+def common_args(trigger: Trigger, stored_actor: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The args every worker job of the trigger shares (pk and tenant are added per row)."""
+    return {
+        "actor": dict(stored_actor) if stored_actor is not None else None,
+        "input": dict(trigger.action_input),
+        "extra": dict(trigger.extra_args),
+    }
+
+
+async def scan_tenant(
+    conn: Any,
+    statements: ScanSql,
+    trigger: Trigger,
+    *,
+    schema: str,
+    tenant: str | None,
+    mode: str,
+    stored_actor: Mapping[str, Any] | None = None,
+) -> ScanResult:
+    """Run one tenant's scan (all its pages); each page is its own short transaction."""
+    result = ScanResult()
+    remaining = trigger.record_limit
+    fixed = [
+        trigger.worker_name,
+        trigger.queue,
+        trigger.priority,
+        trigger.max_attempts,
+        worker_uniq_hold(trigger),
+        common_args(trigger, stored_actor),
+        key_prefix(trigger, tenant, mode),
+        tenant,
+        trigger.stream_batch_size if statements.paged else None,
+        remaining,
+        channel(schema, INSERT_CHANNEL),
+        *statements.pk_names,
+    ]
+    if statements.tenant_param:
+        fixed.append(tenant)
+    sql, position = statements.first, list[Any]()
+    no_jit = queries(schema)["trigger_scan_settings"]
+    while True:
+        fixed[9] = remaining
+        if statements.paged:  # one statement, its own short transaction
+            row = await conn.fetchrow(sql, *fixed, *position)
+        else:
+            async with conn.transaction():
+                await conn.execute(no_jit)
+                row = await conn.fetchrow(sql, *fixed, *position)
+        result.pages += 1
+        result.scanned += row["scanned"]
+        result.enqueued += row["enqueued"]
+        if remaining is not None:
+            remaining -= row["enqueued"]
+        done = remaining is not None and remaining <= 0
+        if not statements.paged or done or row["scanned"] < trigger.stream_batch_size:
+            return result
+        sql, position = statements.next or sql, list(row["last"])
+
+
+async def run_scheduler(
+    rt: TriggerRuntime,
+    resource: Resource,
+    trigger: Trigger,
+    *,
+    stored_actor: Mapping[str, Any] | None = None,
+) -> ScanResult:
+    """One scheduler run over every tenant; returns the totals."""
+    mode = tenant_mode(resource, trigger)
+    total = ScanResult()
+    failed: list[str] = []
+    async with rt.pool.acquire() as conn:
+        tenants: list[str | None]
+        if mode in ("attribute", "schema"):
+            tenants = list(
+                await list_tenants(trigger.list_tenants, conn, identifiers=mode == "schema")
+            )
+        else:
+            tenants = [None]
+        for tenant in tenants:
+            started = time.perf_counter()
+            try:
+                table, table_sql = await rt.table_for(conn, resource, tenant)
+                statements = scan_sql(resource, trigger, table, table_sql, rt.schema)
+                result = await scan_tenant(
+                    conn, statements, trigger, schema=rt.schema, tenant=tenant, mode=mode,
+                    stored_actor=stored_actor,
+                )  # fmt: skip
+            except Exception as exc:
+                if tenant is None:
+                    raise
+                failed.append(tenant)
+                log.error(
+                    "scheduler.tenant_failed", trigger=trigger.worker_name, tenant=tenant,
+                    error=f"{type(exc).__name__}: {exc}",
+                )  # fmt: skip
+                continue
+            total.scanned += result.scanned
+            total.enqueued += result.enqueued
+            total.pages += result.pages
+            log.info(
+                "scheduler.run", trigger=trigger.worker_name, resource=resource.name,
+                tenant=tenant, scanned=result.scanned, enqueued=result.enqueued,
+                pages=result.pages, duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )  # fmt: skip
+    if failed:
+        raise SchedulerError(f"scheduler {trigger.scheduler_name}: tenants failed: {failed}")
+    return total
+
+
+def scheduler_worker(rt: TriggerRuntime, resource: Resource, trigger: Trigger) -> Any:
+    """The engine worker of a trigger's scheduler jobs (cron ticks and `schedule_trigger`)."""
+
+    async def run(job: Job, ctx: JobContext) -> None:
+        await run_scheduler(rt, resource, trigger, stored_actor=job.args.get("actor"))
+
+    return run

@@ -1,0 +1,187 @@
+"""Resolve each resource's table against the real database, and check the configuration's
+column names against it (`jobd check --db` and daemon start).
+
+    tables = await resolve_resources(conn, spec)     # raises TableCheckError (exit 2)
+    tables["orders"].sql()                            # '"public"."orders"'
+    tables["orders"].sql("acme")                      # schema strategy: '"acme"."orders"'
+
+What is checked, every problem reported at once (with "did you mean"): the table exists;
+its primary key (from `primary_key:` or the catalog's primary-key index, composite keys in
+index order); the tenant attribute; every `where` (triggers and reads), `sort` column, read
+`columns` entry, update action `set` column and `{sql: ...}` value.
+
+`multitenancy: {strategy: schema}`: the table is `"<tenant>"."<table>"`, so it is resolved
+against the first tenant's schema. When no tenant is known yet (an empty list, or a query
+that returns nothing), the column checks are skipped and the table is resolved lazily, per
+tenant, the first time a job needs it (`resolve_table`); a missing table then fails that
+tenant's scheduler run or job, not the daemon's start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobd.errors import JobdError
+from jobd.ident import is_identifier, quote_ident, quote_qualified
+from jobd.model import Resource, SortKey, Spec, SqlValue
+from jobd.sql import queries
+from jobd.tenants import TenantSourceError, list_tenants
+from jobd.triggers.where import Expression, WhereError, check_columns, parse_expression
+
+
+class TableCheckError(JobdError):
+    """The configuration does not fit the database; `.problems` lists every finding."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        listed = "\n  ".join(problems)
+        super().__init__(f"the configuration does not match the database:\n  {listed}")
+
+
+@dataclass(frozen=True)
+class ResolvedTable:
+    """A resource's table as the database has it."""
+
+    resource: str
+    schema: str | None  # as configured; None = found via the search_path
+    name: str
+    primary_key: tuple[str, ...]
+    columns: tuple[str, ...]
+    types: Mapping[str, str] = field(default_factory=dict)  # column -> SQL type name
+    tenant_schema: bool = False  # multitenancy strategy "schema"
+    checked: bool = True  # False: schema strategy with no tenant known at start
+
+    def sql(self, tenant: str | None = None) -> str:
+        """The quoted table name; with the schema strategy, in `tenant`'s schema."""
+        if self.tenant_schema:
+            if tenant is None or not is_identifier(tenant):
+                raise JobdError(f"resource {self.resource!r} needs a tenant (schema name)")
+            return quote_qualified(tenant, self.name)
+        return quote_qualified(self.schema, self.name) if self.schema else quote_ident(self.name)
+
+
+async def resolve_table(
+    conn: Any, resource: Resource, tenant: str | None = None
+) -> tuple[ResolvedTable | None, list[str]]:
+    """The table of `resource` (in `tenant`'s schema for the schema strategy) and the
+    problems found with its table and primary key (column references are not checked)."""
+    tenant_schema = resource.multitenancy is not None and resource.multitenancy.strategy == "schema"
+    schema = tenant if tenant_schema else resource.table_schema
+    shown = f"{schema}.{resource.table_name}" if schema else resource.table_name
+    base = f"resources.{resource.name}.table"
+    try:
+        name = (
+            quote_qualified(schema, resource.table_name)
+            if schema
+            else quote_ident(resource.table_name)
+        )
+    except ValueError:
+        return None, [f"{base}: invalid table name {shown!r}"]
+    row = await conn.fetchrow(queries()["trigger_table_info"], name)
+    if row is None or row["relid"] is None:
+        via = "" if schema else " (looked up via the search_path)"
+        return None, [f'{base}: table "{shown}" does not exist{via}']
+    columns = tuple(row["columns"])
+    problems: list[str] = []
+    primary_key = resource.primary_key or tuple(row["primary_key"])
+    if not primary_key:
+        problems.append(
+            f'{base}: table "{shown}" has no primary key; name its key columns in '
+            f"resources.{resource.name}.primary_key"
+        )
+    elif resource.primary_key:
+        path = f"resources.{resource.name}.primary_key"
+        problems += _unknown(path, resource.primary_key, list(columns))
+    table = ResolvedTable(
+        resource.name, resource.table_schema, resource.table_name, primary_key, columns,
+        dict(zip(columns, row["types"], strict=True)), tenant_schema,
+    )  # fmt: skip
+    return table, problems
+
+
+async def resolve_resources(conn: Any, spec: Spec) -> dict[str, ResolvedTable]:
+    """Every resource's table, checked; raises `TableCheckError` listing all problems."""
+    tables: dict[str, ResolvedTable] = {}
+    problems: list[str] = []
+    for resource in spec.resources.values():
+        table, found = await _resolve_checked(conn, resource)
+        problems += found
+        if table is not None:
+            tables[resource.name] = table
+    if problems:
+        raise TableCheckError(problems)
+    return tables
+
+
+async def _resolve_checked(conn: Any, resource: Resource) -> tuple[ResolvedTable | None, list[str]]:
+    tenant: str | None = None
+    if resource.multitenancy is not None and resource.multitenancy.strategy == "schema":
+        try:
+            tenants = await list_tenants(resource.list_tenants, conn)
+        except TenantSourceError as exc:
+            return None, [f"resources.{resource.name}.list_tenants: {exc}"]
+        if not tenants:
+            return _unchecked(resource), []
+        tenant = tenants[0]
+    table, problems = await resolve_table(conn, resource, tenant)
+    if table is not None:
+        problems += column_problems(resource, table.columns)
+    return table, problems
+
+
+def _unchecked(resource: Resource) -> ResolvedTable:
+    return ResolvedTable(
+        resource.name, None, resource.table_name, resource.primary_key or (), (),
+        tenant_schema=True, checked=False,
+    )  # fmt: skip
+
+
+def column_problems(resource: Resource, columns: Iterable[str]) -> list[str]:
+    """Every column name in the resource's configuration that `columns` does not have."""
+    known = list(columns)
+    base = f"resources.{resource.name}"
+    problems: list[str] = []
+    if resource.multitenancy is not None and resource.multitenancy.attribute:
+        attribute = [resource.multitenancy.attribute]
+        problems += _unknown(f"{base}.multitenancy.attribute", attribute, known)
+    for read in resource.reads.values():
+        path = f"{base}.reads.{read.name}"
+        problems += _where(f"{path}.where", read.where, known)
+        problems += _sort(f"{path}.sort", read.sort, known)
+        problems += _unknown(f"{path}.columns", read.columns or (), known)
+    for trigger in resource.triggers.values():
+        path = f"{base}.triggers.{trigger.name}"
+        problems += _where(f"{path}.where", trigger.where, known)
+        problems += _sort(f"{path}.sort", trigger.sort or (), known)
+    for action in resource.actions.values():
+        if action.update is None:
+            continue
+        path = f"{base}.actions.{action.name}.update.set"
+        problems += _unknown(path, action.update.set.keys(), known)
+        for column, value in action.update.set.items():
+            if isinstance(value, SqlValue):
+                problems += _where(f"{path}.{column}", value.sql, known, boolean=False)
+    return problems
+
+
+def _where(path: str, text: str | None, known: list[str], *, boolean: bool = True) -> list[str]:
+    if text is None:
+        return []
+    try:
+        expr = parse_expression(text, boolean=boolean)
+    except WhereError as exc:
+        return [f"{path}: {problem}" for problem in exc.problems]
+    return [f"{path}: {problem}" for problem in check_columns(expr, known)]
+
+
+def _sort(path: str, keys: Iterable[SortKey], known: list[str]) -> list[str]:
+    return _unknown(path, [key.column for key in keys], known)
+
+
+def _unknown(path: str, names: Iterable[str], known: list[str]) -> list[str]:
+    probe = Expression("", "", frozenset(names), frozenset())
+    return [f"{path}: {problem}" for problem in check_columns(probe, known)]
