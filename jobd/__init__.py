@@ -17,11 +17,13 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 if TYPE_CHECKING:
     from jobd.actions.base import ActionContext
+    from jobd.client import Client
     from jobd.engine.jobs import Cancel, Discard, Snooze
 
-__all__ = ["ActionContext", "Cancel", "Discard", "Snooze", "__version__"]
+__all__ = ["ActionContext", "Cancel", "Client", "Discard", "Snooze", "__version__"]
 
 _LAZY = {
+    "Client": "jobd.client",
     "ActionContext": "jobd.actions.base",
     "Cancel": "jobd.engine.jobs",
     "Discard": "jobd.engine.jobs",
