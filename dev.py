@@ -42,7 +42,7 @@ def main(args: list[str]) -> int:
     command, rest = (args[0], args[1:]) if args else ("help", [])
     if command == "run":
         ensure_venv()
-        return run([str(BIN / "jobd"), "run", "-c", "config.example.yaml", *rest])
+        return run([str(BIN / "jobd"), "demo", "-c", "config.example.yaml", *rest])
     if command == "test":
         ensure_venv()
         code = run([str(BIN / "python"), "-m", "pytest", *rest])

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("check", help="validate the configuration file"))
     sub.add_parser("schema", help="print the configuration's JSON Schema")
     with_config(sub.add_parser("run", help="run the daemon"))
+    with_config(
+        sub.add_parser(
+            "demo",
+            help="run the daemon on config.example.yaml with seeded tables and a local sink",
+        )
+    )
     from jobd import commands
 
     COMMANDS.update(commands.register(sub))
@@ -70,21 +76,38 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _start_daemon(args: argparse.Namespace, *, demo: bool) -> int:
     from jobd.config import load_config
-    from jobd.daemon import run_daemon
+    from jobd.daemon import Daemon, run_daemon
     from jobd.logging import configure
 
-    path: Path = args.config or default_config_path()
+    default = Path("config.example.yaml") if demo else default_config_path()
+    path: Path = args.config or default
     spec = load_config(path)  # invalid: exit 2 with every problem, before anything starts
     configure(spec.log.level, spec.log.format, metrics=True)
-    return run_daemon(path, spec)
+    # Python entrypoints are looked up like `python -m` does: from the working directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    if demo:
+        from jobd.demo.run import DemoDaemon
+
+        return run_daemon(DemoDaemon(path, spec))
+    return run_daemon(Daemon(path, spec))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _start_daemon(args, demo=False)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return _start_daemon(args, demo=True)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check,
     "schema": cmd_schema,
     "run": cmd_run,
+    "demo": cmd_demo,
 }
 
 

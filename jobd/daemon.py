@@ -1,0 +1,243 @@
+"""The daemon: load the config, connect, migrate, start the engine, triggers and admin
+listener, then supervise until a signal says stop.
+
+SIGTERM / SIGINT stop gracefully (SPEC section 2). SIGHUP reloads: the new file is loaded
+and validated first; an invalid one is logged with all its problems and the running
+configuration stays. A valid one is applied by starting a new engine generation beside
+the old one and then stopping the old one gracefully, so running jobs finish (or, past
+`shutdown_grace`, go back to `available`) and none is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from jobd import sdnotify
+from jobd.actions.http import HttpClient
+from jobd.admin import AdminDeps, AdminServer
+from jobd.config import load_config
+from jobd.db import create_pool
+from jobd.engine.config import EngineConfig, QueueConfig
+from jobd.engine.engine import Engine
+from jobd.engine.registry import WorkerRegistry
+from jobd.errors import ConfigError
+from jobd.model import Spec
+from jobd.registry import sync_registry
+from jobd.sql.migrate import migrate
+
+log = structlog.get_logger("jobd.daemon")
+
+POOL_HEADROOM = 5  # connections beyond the queues' limits: notifier-free pool work, API
+
+
+def engine_config(spec: Spec, crons: tuple[Any, ...] = ()) -> EngineConfig:
+    """The engine's view of the configuration."""
+    return EngineConfig(
+        schema=spec.database.schema,
+        node_name=spec.node or "",
+        queues=tuple(
+            QueueConfig(q.name, q.limit, q.global_limit) for q in spec.queues.values()
+        ),
+        poll_interval_s=spec.engine.poll_interval_s,
+        shutdown_grace_s=spec.engine.shutdown_grace_s,
+        heartbeat_s=spec.engine.heartbeat_s,
+        retention_s=dict(spec.engine.retention_s),
+        crons=crons,
+    )
+
+
+def pool_size(spec: Spec) -> int:
+    """At least `database.pool_size`; grown so every running job can hold a connection
+    (a worker with `lock_for_update` keeps its row lock, and so its connection, while its
+    action runs)."""
+    return max(spec.database.pool_size, sum(q.limit for q in spec.queues.values()) + POOL_HEADROOM)
+
+
+@dataclass
+class Generation:
+    """One configuration, running: its engine and the trigger runtime feeding it."""
+
+    spec: Spec
+    engine: Engine
+    runtime: Any
+
+
+class Daemon:
+    def __init__(self, config_path: Path, spec: Spec | None = None) -> None:
+        self.config_path = config_path
+        self.initial_spec = spec
+        self.http = HttpClient()
+        self.admin: AdminServer | None = None
+        self.admin_deps: AdminDeps | None = None
+        self.stop_requested = asyncio.Event()
+        self.reload_requested = asyncio.Event()
+        self.pool: Any = None
+        self.current: Generation | None = None
+        self._embedded: Any = None  # keeps the embedded server alive
+
+    async def database_url(self, spec: Spec) -> str:
+        if spec.database.url:
+            return spec.database.url
+        from jobd.embedded import start_embedded
+
+        url, self._embedded = await asyncio.to_thread(start_embedded)
+        log.warning(
+            "database.embedded",
+            message="no database.url: using the embedded Postgres in ./.jobd (development only)",
+        )
+        return url
+
+    async def start_generation(self, spec: Spec) -> Generation:
+        from jobd.actions.build import ActionServices
+        from jobd.triggers.runtime import TriggerRuntime, cron_entries
+
+        registry = WorkerRegistry()
+        services = ActionServices(http=self.http, schema=spec.database.schema)
+        async with self.pool.acquire() as conn:
+            runtime = await TriggerRuntime.create(
+                spec, registry, self.pool, conn, services=services
+            )
+            # What the SQL functions and jobd.Client read to build the same jobs as we do.
+            await sync_registry(conn, spec)
+        engine = Engine(self.pool, engine_config(spec, cron_entries(spec)), registry)
+        runtime.attach(engine)
+        await engine.start()
+        await runtime.start()
+        return Generation(spec, engine, runtime)
+
+    async def stop_generation(self, generation: Generation) -> None:
+        await generation.runtime.stop()
+        await generation.engine.stop()
+
+    async def run(self) -> int:
+        spec = self.initial_spec or load_config(self.config_path)
+        url = await self.database_url(spec)
+        self.pool = await create_pool(url, min_size=2, max_size=pool_size(spec))
+        await self.http.start()
+        try:
+            async with self.pool.acquire() as conn:
+                applied = await migrate(conn, spec.database.schema)
+            if applied:
+                log.info("database.migrated", versions=applied)
+            await self.prepare()
+            self.current = await self.start_generation(spec)
+            await self.start_admin(spec)
+            self._install_signals()
+            log.info(
+                "daemon.ready",
+                node_id=self.current.engine.node_id,
+                config=str(self.config_path),
+                summary=spec.summary(),
+            )
+            sdnotify.ready(f"jobd ready: {spec.summary()}")
+            await self.on_ready(self.current)
+            await self._supervise()
+            sdnotify.stopping()
+            log.info("daemon.stopping")
+            await self.on_stop()
+            if self.admin is not None:
+                await self.admin.stop()
+            await self.stop_generation(self.current)
+        finally:
+            await self.http.close()
+            await self.pool.close()
+        log.info("daemon.stopped")
+        return 0
+
+    # Hooks for variants of the daemon (the demo seeds tables and starts a sink).
+    async def prepare(self) -> None:
+        """After migrating, before the triggers resolve their tables."""
+
+    async def on_ready(self, generation: Generation) -> None:
+        """After `daemon.ready`."""
+
+    async def on_stop(self) -> None:
+        """When a stop begins, before the engine stops."""
+
+    async def start_admin(self, spec: Spec) -> None:
+        """The admin listener (health, metrics, API), unless `admin.listen` is off."""
+        assert self.current is not None
+        if spec.admin.listen is None:
+            return
+        self.admin_deps = AdminDeps(
+            self.pool,
+            spec.database.schema,
+            spec=spec,
+            engine=self.current.engine,
+            runtime=self.current.runtime,
+        )
+        self.admin = AdminServer(spec.admin.listen, spec.admin.token, self.admin_deps)
+        await self.admin.start()
+
+    async def _supervise(self) -> None:
+        watchdog = asyncio.create_task(self._watchdog(), name="jobd:watchdog")
+        try:
+            while not self.stop_requested.is_set():
+                assert self.current is not None
+                waits = {
+                    asyncio.create_task(self.stop_requested.wait()),
+                    asyncio.create_task(self.reload_requested.wait()),
+                    asyncio.create_task(self.current.engine.wait()),
+                }
+                done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                for task in done:
+                    task.result()  # an engine failure propagates and stops the daemon
+                if self.reload_requested.is_set() and not self.stop_requested.is_set():
+                    self.reload_requested.clear()
+                    await self.reload()
+        finally:
+            watchdog.cancel()
+
+    async def reload(self) -> None:
+        sdnotify.reloading()
+        try:
+            spec = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error(
+                "daemon.reload_rejected",
+                problems=[str(p) for p in exc.problems],
+                message="invalid configuration; the running one stays",
+            )
+            sdnotify.ready()
+            return
+        assert self.current is not None
+        old = self.current
+        self.current = await self.start_generation(spec)
+        if self.admin_deps is not None:
+            self.admin_deps.spec = spec
+            self.admin_deps.engine = self.current.engine
+            self.admin_deps.runtime = self.current.runtime
+        await self.stop_generation(old)
+        log.info("daemon.reloaded", node_id=self.current.engine.node_id, summary=spec.summary())
+        sdnotify.ready()
+
+    async def _watchdog(self) -> None:
+        interval = sdnotify.watchdog_interval_s()
+        if interval is None:
+            return
+        while True:  # a blocked event loop stops these pings and systemd restarts us
+            sdnotify.watchdog()
+            await asyncio.sleep(interval)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+
+
+def run_daemon(daemon: Daemon) -> int:
+    """Run until stopped; uvloop where available."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(daemon.run())
+    return int(uvloop.run(daemon.run()))
