@@ -118,7 +118,7 @@ async def test_cluster_survives_kill_9(database_url: str, tmp_path: Path) -> Non
             left = await conn.fetchval("SELECT count(*) FROM jobd.jobs WHERE state <> 'completed'")
             return bool(left == 0)
 
-        await wait_for(all_done, timeout_s=45)
+        await wait_for(all_done, timeout_s=120)  # a bound, not a speed target
         for node in nodes:
             if node is not victim:
                 assert await node.terminate() == 0

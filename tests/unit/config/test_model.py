@@ -59,7 +59,7 @@ def test_names_queues_and_inheritance_are_resolved(example: Spec) -> None:
     assert invoices.list_tenants is not None and invoices.list_tenants.names == ("acme",)
     assert invoices.table_schema is None and invoices.table_name == "invoices"
     assert invoices.triggers["send"].actor_persister is not None
-    assert invoices.triggers["send"].actor_persister.python == "jobd_demo.actors:Persister"
+    assert invoices.triggers["send"].actor_persister.python == "jobd.demo.entrypoints:Persister"
     users = example.resources["users"]
     assert users.triggers["welcome"].scheduler_cron is None
     assert users.list_tenants is None and users.triggers["welcome"].list_tenants is None
