@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from jobd import __version__
 from jobd.errors import ConfigError, JobdError, UsageError
@@ -45,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
-    with_config(sub.add_parser("check", help="validate the configuration file"))
+    check = with_config(sub.add_parser("check", help="validate the configuration file"))
+    check.add_argument(
+        "--db",
+        action="store_true",
+        help="also check tables, primary keys and columns against the database",
+    )
     sub.add_parser("schema", help="print the configuration's JSON Schema")
     with_config(sub.add_parser("run", help="run the daemon"))
     with_config(
@@ -65,8 +71,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     path: Path = args.config or default_config_path()
     spec = load_config(path)
-    print(f"{path}: OK: {spec.summary()}")
+    if args.db:
+        import asyncio
+
+        asyncio.run(_check_database(spec))
+    print(f"{path}: OK: {spec.summary()}{' (tables checked)' if args.db else ''}")
     return EXIT_OK
+
+
+async def _check_database(spec: Any) -> None:
+    """Every table, key and column the configuration names exists (TableCheckError: exit 2)."""
+    from jobd.commands.common import database
+    from jobd.triggers.tables import resolve_resources
+
+    async with database(spec) as db, db.pool.acquire() as conn:
+        await resolve_resources(conn, spec)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

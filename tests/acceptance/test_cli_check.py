@@ -85,3 +85,47 @@ def test_schema_prints_the_json_schema() -> None:
     result = jobd("schema")
     assert result.returncode == 0
     assert json.loads(result.stdout)["$schema"].endswith("2020-12/schema")
+
+
+DB_CONFIG = """
+version: 1
+database: {{url: "{url}"}}
+resources:
+  orders:
+    table: public.orders
+    actions:
+      close: {{update: {{set: {{done: true}}}}}}
+    triggers:
+      close: {{action: close, where: "stauts = 'open'"}}
+"""
+
+
+def test_check_db_reports_missing_tables_and_columns(database_url: str, tmp_path: Path) -> None:
+    """`check --db` compares the config with the database: a missing table, then (once it
+    exists) unknown columns with a suggestion, exit 2 and no traceback; a match exits 0."""
+    import asyncio
+
+    import asyncpg
+
+    config = tmp_path / "jobd.yaml"
+    config.write_text(DB_CONFIG.format(url=database_url))
+    missing = jobd("check", "--db", "-c", str(config))
+    assert missing.returncode == 2, missing.stderr
+    assert 'table "public.orders" does not exist' in missing.stderr
+
+    async def create(columns: str) -> None:
+        conn = await asyncpg.connect(database_url)
+        await conn.execute(f"DROP TABLE IF EXISTS orders; CREATE TABLE orders ({columns})")
+        await conn.close()
+
+    asyncio.run(create("id int PRIMARY KEY, status text"))
+    wrong = jobd("check", "--db", "-c", str(config))
+    assert wrong.returncode == 2
+    assert 'unknown column "stauts"; did you mean "status"?' in wrong.stderr
+    assert 'unknown column "done"' in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+    asyncio.run(create("id int PRIMARY KEY, stauts text, done boolean"))
+    fine = jobd("check", "--db", "-c", str(config))
+    assert fine.returncode == 0, fine.stderr
+    assert "(tables checked)" in fine.stdout
