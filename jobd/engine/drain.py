@@ -59,13 +59,13 @@ async def drain(
         for name in names:
             rows = await pool.fetch(q["fetch_jobs"], name, batch, node_id)
             jobs = [job_from_row(row, node_id) for row in rows]
+            contexts = [JobContext(job, node_id, pool, schema) for job in jobs]
             results = await asyncio.gather(
-                *(
-                    execute(job, registry.get(job.worker), JobContext(job, node_id, pool, schema))
-                    for job in jobs
-                )
+                *(execute(c.job, registry.get(c.job.worker), c) for c in contexts)
             )
-            counts["completed"] += sum(1 for r in results if r is None)  # complete_in
+            for c in contexts:  # jobs their worker ended itself (complete_in / discard_in)
+                if c.ended is not None:
+                    counts[c.ended] += 1
             for result in results:
                 hand_over(acker, result)
             while acker.backlog:

@@ -56,6 +56,7 @@ class Engine:
         self.registry = registry
         self.node_id = node_id or new_node_id(config.node_name)
         self.producers: dict[str, Producer] = {}
+        self.paused_workers: list[str] = []  # see set_paused_workers
         self.acker = Acker(pool, config.schema, self.node_id, on_flush=self._on_flush)
         self.notifier = Notifier(
             pool,
@@ -99,6 +100,7 @@ class Engine:
                 acker=self.acker,
                 poll_interval_s=cfg.poll_interval_s,
             )
+            self.producers[qcfg.name].paused_workers = self.paused_workers
         self._leader = leader.Leader(self.pool, cfg, self.node_id)
         lead_services = services.LeaderServices(self.pool, cfg, self._leader)
         self._spawn("acker", self.acker.run())
@@ -195,6 +197,17 @@ class Engine:
             set_global=global_limit is not None,
         )
         await self.refresh_queues()
+
+    def set_paused_workers(self, names: Sequence[str]) -> None:
+        """Jobs of these workers are not fetched on this node (they wait as `available`);
+        an empty list resumes them all. Used for triggers and schedules in state paused."""
+        paused = sorted(set(names))
+        self.paused_workers = paused
+        for producer in self.producers.values():
+            producer.paused_workers = paused
+            producer.wake()
+        if paused:
+            log.info("worker.paused", node_id=self.node_id, workers=paused)
 
     async def refresh_queues(self) -> None:
         """Re-read the queues table and apply it to this node's producers."""

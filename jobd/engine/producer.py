@@ -98,9 +98,12 @@ async def execute(
             message = f"attempt timed out after {registered.timeout_s}s"
             return _failure(job, registered, TimeoutError(message), "timeout")
         return _failure(job, registered, exc, "error")
-    if ctx.completed:
-        return None
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    if ctx.ended is not None:  # the worker ended the job in its own transaction
+        event = "job.complete" if ctx.ended == "completed" else "job.discard"
+        log.info(event, job_id=job.id, queue=job.queue, worker=job.worker,
+                 attempt=job.attempt, duration_ms=duration_ms)  # fmt: skip
+        return None
     return (job.id, job.attempt, job.queue, job.worker, duration_ms)
 
 
@@ -137,6 +140,7 @@ class Producer:
         self.poll_interval_s = poll_interval_s
         self.running: dict[int, tuple[asyncio.Task[None], Job]] = {}
         self.fetches = 0  # fetch statements run, for tests and metrics
+        self.paused_workers: list[str] = []  # their jobs stay available, not fetched
         self._fetching: set[asyncio.Task[None]] = set()
         self._reserved = 0  # slots promised to fetches in flight
         self._busy = False  # the last fetch got all it asked for: more are likely waiting
@@ -253,6 +257,7 @@ class Producer:
                     demand,
                     self.node_id,
                     state.global_limit,
+                    self.paused_workers,
                 )
         node = self.node_id
         return [job_from_row(row, node) for row in rows]
@@ -269,6 +274,7 @@ class Producer:
                 self.node_id,
                 [c[0] for c in batch],
                 [c[1] for c in batch],
+                self.paused_workers,
             )
         except BaseException:
             self.acker.give_back(batch)
@@ -286,9 +292,11 @@ class Producer:
     async def _run(self, job: Job) -> None:
         # Bound in this task's own context: the worker's log lines carry them too.
         structlog.contextvars.bind_contextvars(job_id=job.id, queue=job.queue, worker=job.worker)
+        wait_s = (job.attempted_at - job.scheduled_at).total_seconds() if job.attempted_at else 0
         self._log.debug(
-            "job.start", job_id=job.id, queue=job.queue, worker=job.worker, attempt=job.attempt
-        )
+            "job.start", job_id=job.id, queue=job.queue, worker=job.worker, attempt=job.attempt,
+            queue_wait_ms=round(max(wait_s, 0.0) * 1000, 3),
+        )  # fmt: skip
         ctx = JobContext(job, self.node_id, self.pool, self.schema)
         try:
             result = await execute(job, self.registry.get(job.worker), ctx)

@@ -24,7 +24,6 @@ cancelled (one statement).
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +32,7 @@ import structlog
 from jobd.actions.base import Action
 from jobd.actions.build import ActionServices, build_action
 from jobd.engine.config import CronEntry
-from jobd.engine.jobs import Job, JobContext, JobSpec, Snooze
+from jobd.engine.jobs import JobSpec
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import JobdError
 from jobd.model import Resource, Spec, Trigger
@@ -167,18 +166,13 @@ class TriggerRuntime:
                     )  # fmt: skip
 
     def attach(self, engine: Any) -> None:
-        """Remember the engine; pause the paused workers (or make them snooze)."""
+        """Remember the engine and tell it which workers are paused (before it starts, so
+        their jobs are never fetched; they wait as available until the trigger is active)."""
         self.engine = engine
-        if getattr(engine, "set_paused_workers", None) is None:
-            for name in worker_names(self.spec, "paused"):
-                self.registry.register(name, _snoozing)
+        engine.set_paused_workers(worker_names(self.spec, "paused"))
 
     async def start(self) -> None:
-        setter = getattr(self.engine, "set_paused_workers", None)
-        if setter is not None:
-            result = setter(worker_names(self.spec, "paused"))
-            if inspect.isawaitable(result):
-                await result
+        """Nothing to start: the engine runs the registered workers."""
 
     async def stop(self) -> None:
         """Nothing runs on its own here; the engine stops the workers."""
@@ -215,11 +209,6 @@ class TriggerRuntime:
             return self.spec.resources[name]
         except KeyError:
             raise JobdError(f"unknown resource {name!r}") from None
-
-
-async def _snoozing(job: Job, ctx: JobContext) -> None:
-    """Stand-in worker of a paused trigger/schedule when the engine cannot pause workers."""
-    raise Snooze(PAUSED_SNOOZE_S)
 
 
 __all__ = ["TriggerRuntime", "cron_entries", "scheduler_job"]

@@ -14,8 +14,9 @@ attempt (retried with the trigger's backoff; a `RetryAfter` failure waits what t
 asked instead). The last failed attempt (`attempt >= max_attempts`, or a
 `PermanentFailure`, or the action raising `Discard`) runs `on_error` in a fresh
 transaction with `ctx.error = {message, kind, status, attempt}`: without
-`on_error_fails_job` that transaction also completes the job (its writes and the job's
-end commit together); with it, the job is discarded after `on_error` committed.
+`on_error_fails_job` that transaction also completes the job, keeping the final error;
+with it, the same transaction discards the job: on_error's writes and the job's end
+commit together either way.
 Without `on_error` the job is discarded, and `discard_cooldown` keeps the scheduler off
 the row.
 
@@ -39,6 +40,7 @@ from jobd.actions.base import ActionContext
 from jobd.actions.failures import describe_error
 from jobd.actors import lookup_actor, store_actor
 from jobd.engine.jobs import Cancel, Discard, Job, JobContext, Snooze
+from jobd.engine.producer import error_entry
 from jobd.errors import JobdError
 from jobd.model import Resource, Trigger
 from jobd.triggers.sqlgen import reread_sql, row_sql
@@ -171,15 +173,13 @@ async def _failed(
     if trigger.on_error is None:
         _end_failed(job, exc, error)
     try:
-        completed = await _run_on_error(rt, resource, trigger, job, ctx, error, logger)
+        await _run_on_error(rt, resource, trigger, job, ctx, error, logger)
     except ClaimLost:
         raise
     except Exception as on_error_exc:
         message = f"{type(on_error_exc).__name__}: {on_error_exc}"
         logger.error("trigger.on_error_failed", error=message)
         raise Discard(f"{error['message']}; on_error failed: {on_error_exc}") from on_error_exc
-    if not completed:
-        _end_failed(job, exc, error)
 
 
 def _end_failed(job: Job, exc: BaseException, error: dict[str, Any]) -> None:
@@ -192,8 +192,8 @@ def _end_failed(job: Job, exc: BaseException, error: dict[str, Any]) -> None:
 async def _run_on_error(
     rt: TriggerRuntime, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext,
     error: dict[str, Any], logger: Any,
-) -> bool:  # fmt: skip
-    """Run on_error; True when the job was completed in its transaction."""
+) -> None:  # fmt: skip
+    """Run on_error and end the job in the same transaction."""
     on_error = trigger.on_error
     assert on_error is not None  # checked by the caller
     tenant = job.args.get("tenant")
@@ -211,6 +211,10 @@ async def _run_on_error(
             input=job.args.get("input") or {}, table_sql=table_sql, error=error,
         )  # fmt: skip
         await rt.action(resource, on_error).run(actx)
-        if complete and not await ctx.complete_in(conn):
+        # on_error's writes and the job's end (completed with the error kept, or discarded)
+        # commit together: a crash in between cannot run on_error twice or lose its writes.
+        entry = error_entry(job, error["message"], error["kind"])
+        ended = await (ctx.complete_in(conn, entry) if complete else ctx.discard_in(conn, entry))
+        if not ended:
             raise ClaimLost(f"job {job.id} attempt {job.attempt}: claim lost, rolled back")
-    return complete
+

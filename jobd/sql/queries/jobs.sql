@@ -64,8 +64,10 @@ RETURNING j.id, j.queue, j.worker, j.args, j.meta, j.tags, j.attempt, j.max_atte
 -- node $3, and claim up to $2 available jobs of queue $1 for it, in ONE statement (one
 -- round trip, one commit). The two UPDATEs touch disjoint rows (executing vs available).
 -- The completion is ack_completed's (same fence, same shape); the claim is fetch_jobs'.
--- Returns the claimed jobs (acked = false, fetch_jobs' columns after it) and one row per
--- completed id (acked = true, other columns NULL).
+-- $6 (text[]) names paused workers whose jobs are not claimed (paused triggers; usually
+-- empty, and `<> ALL('{}')` is true). Returns the claimed jobs (acked = false,
+-- fetch_jobs' columns after it) and one row per completed id (acked = true, other
+-- columns NULL).
 WITH a AS MATERIALIZED (
   SELECT u.id, u.attempt, $3::text AS node, 'executing'::{schema}.job_state AS state
   FROM unnest($4::bigint[], $5::int[]) AS u(id, attempt)
@@ -79,7 +81,7 @@ WITH a AS MATERIALIZED (
   RETURNING j.id
 ), claim AS MATERIALIZED (
   SELECT id FROM {schema}.jobs
-  WHERE state = 'available' AND queue = $1
+  WHERE state = 'available' AND queue = $1 AND worker <> ALL($6::text[])
   ORDER BY priority, scheduled_at, id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
@@ -98,11 +100,11 @@ FROM acked
 
 -- name: fetch_jobs_global
 -- As fetch_jobs, but takes at most $4 (global_limit) minus the jobs of queue $1 executing
--- anywhere in the cluster. Run after `lock_queue` in the same transaction, so the count
+-- anywhere in the cluster, and skips the paused workers $5 (text[]). Run after `lock_queue` in the same transaction, so the count
 -- and the claim of concurrent fetchers on other nodes do not interleave.
 WITH claim AS MATERIALIZED (
   SELECT id FROM {schema}.jobs
-  WHERE state = 'available' AND queue = $1
+  WHERE state = 'available' AND queue = $1 AND worker <> ALL($5::text[])
   ORDER BY priority, scheduled_at, id
   LIMIT greatest(0, least($2::int, $4::int - (
     SELECT count(*) FROM {schema}.jobs WHERE state = 'executing' AND queue = $1)))
@@ -143,9 +145,11 @@ RETURNING j.id
 
 -- name: ack_completed_one
 -- Complete one job (JobContext.complete_in, in the worker's transaction). $1 id,
--- $2 attempt, $3 node id. Returns the id when fenced in.
+-- $2 attempt, $3 node id, $4 error entry to keep (jsonb, NULL = none: a trigger's on_error
+-- completes the job and records the final error). Returns the id when fenced in.
 UPDATE {schema}.jobs AS j
 SET state = 'completed', completed_at = now(),
+    errors = CASE WHEN $4::jsonb IS NULL THEN j.errors ELSE array_append(j.errors, $4::jsonb) END,
     uniq_key = CASE WHEN j.uniq_hold ? 'completed' THEN j.uniq_key END
 WHERE j.id = $1 AND j.state::text = 'executing' AND j.attempted_by = $3 AND j.attempt = $2
 RETURNING j.id

@@ -3,15 +3,17 @@ start-up check of the configuration against the real tables."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from jobd.config import load_config_text
-from jobd.engine.config import EngineConfig
+from jobd.engine.config import EngineConfig, QueueConfig
 from jobd.engine.context import JobContext
 from jobd.engine.cron import cron_once
+from jobd.engine.engine import Engine
 from jobd.engine.producer import job_from_row
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import UsageError
@@ -68,8 +70,8 @@ def test_cron_entries() -> None:
 
 
 async def test_states(build: Build, pool: Any) -> None:
-    """deleted: waiting jobs cancelled at start, no worker; paused: registered and handed to
-    Engine.set_paused_workers, or snoozing when the engine cannot pause workers."""
+    """deleted: waiting jobs cancelled at start, no worker; paused: registered, but a real
+    engine does not fetch its jobs (they wait as available) until it is resumed."""
     await pool.execute(ORDERS)
     for worker in ("orders.gone", "orders.resting"):
         await pool.execute(
@@ -81,20 +83,26 @@ async def test_states(build: Build, pool: Any) -> None:
     assert (await jobs(pool, "orders.gone"))[0]["uniq_key"] is None
     assert "orders.gone" not in rt.registry and "orders.resting" in rt.registry
 
-    class Pausing:
-        paused: list[str] = []
-
-        def set_paused_workers(self, names: list[str]) -> None:
-            self.paused = names
-
-    engine = Pausing()
-    rt.attach(engine)
-    await rt.start()
-    assert set(engine.paused) == {"orders.resting", "orders.resting.scheduler", "orders.off"}
-
-    rt.attach(object())  # an engine without set_paused_workers
-    counts = await run_all(rt)
-    assert counts["snoozed"] == 1 and actions.CALLS == []
+    engine = Engine(
+        pool, EngineConfig(queues=(QueueConfig("q"),), poll_interval_s=0.05), rt.registry
+    )
+    rt.attach(engine)  # before start: the paused workers are never fetched
+    assert set(engine.paused_workers) == {
+        "orders.resting", "orders.resting.scheduler", "orders.off"
+    }  # fmt: skip
+    async with engine:
+        await rt.start()
+        fetches = engine.producers["q"].fetches
+        while engine.producers["q"].fetches < fetches + 5:  # several polls went by
+            await asyncio.sleep(0.02)
+        assert (await jobs(pool, "orders.resting"))[0]["state"] == "available"
+        engine.set_paused_workers([])  # resumed: the job runs (its row is gone: cancelled)
+        for _ in range(250):
+            if (await jobs(pool, "orders.resting"))[0]["state"] == "cancelled":
+                break
+            await asyncio.sleep(0.02)
+        assert (await jobs(pool, "orders.resting"))[0]["state"] == "cancelled"
+    assert actions.CALLS == []
 
 
 async def test_pinned_worker_name_survives_a_rename(build: Build, pool: Any) -> None:

@@ -156,8 +156,9 @@ async def test_on_error_gets_the_error_and_completes(build: Build, pool: Any) ->
 
 
 async def test_on_error_fails_job_discards(build: Build, pool: Any) -> None:
-    """With on_error_fails_job the job is discarded after on_error ran; a PermanentFailure
-    skips the remaining attempts; on_error sees kind and status."""
+    """With on_error_fails_job the job is discarded in on_error's own transaction, with the
+    final error kept on the job; a PermanentFailure skips the remaining attempts; on_error
+    sees kind and status."""
     rt = await build(
         config(
             "        action: work\n        max_attempts: 5\n"
@@ -176,7 +177,9 @@ async def test_on_error_fails_job_discards(build: Build, pool: Any) -> None:
         "status": 410,
         "attempt": 1,
     }
-    assert (await jobs(pool))[0]["state"] == "discarded"
+    job = (await jobs(pool))[0]
+    assert job["state"] == "discarded"
+    assert [e["error"] for e in job["errors"]] == ["gone for good"]
 
 
 async def test_lock_for_update_holds_the_row(build: Build, pool: Any) -> None:
