@@ -153,17 +153,29 @@ class Acker:
         await self._idle.wait()
 
     async def flush_once(self) -> dict[str, int]:
-        """Write one batch of completions and all other outcomes recorded so far. Items are
-        removed only after their write succeeded (a transient error keeps them)."""
+        """Write one batch of completions and all other outcomes recorded so far.
+
+        Completions are taken out of the queue before the write, exactly as a producer's
+        fetch statement takes them (`take_completions`), so the two can never write the
+        same completion or drop one the other took; a failed write gives them back."""
         counts: dict[str, int] = {}
-        batch = self._completions[: self.batch_max]
         outcomes = list(self._outcomes)
-        if not batch and not outcomes:
+        if not self._completions and not outcomes:
             return counts
         async with self.pool.acquire() as conn:
+            batch = self.take_completions()  # after acquiring: a failed acquire takes none
             if batch:
-                await self._write_completions(conn, batch)
-                del self._completions[: len(batch)]
+                try:
+                    rows = await conn.fetch(
+                        self._q["ack_completed"],
+                        [c[0] for c in batch],
+                        [c[1] for c in batch],
+                        self.node_id,
+                    )
+                except BaseException:
+                    self.give_back(batch)
+                    raise
+                self.confirm(batch, {row[0] for row in rows})
                 counts["completed"] = len(batch)
             for outcome in outcomes:
                 await self._write_outcome(conn, outcome)
@@ -172,12 +184,6 @@ class Acker:
         if self.on_flush is not None:
             self.on_flush(counts)
         return counts
-
-    async def _write_completions(self, conn: Any, batch: list[Completion]) -> None:
-        rows = await conn.fetch(
-            self._q["ack_completed"], [c[0] for c in batch], [c[1] for c in batch], self.node_id
-        )
-        _log_completions(self._log, batch, {row[0] for row in rows})
 
     async def _write_outcome(self, conn: Any, o: Outcome) -> None:
         job, q, node = o.job, self._q, self.node_id

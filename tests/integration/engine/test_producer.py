@@ -135,3 +135,23 @@ async def test_fence_holds_on_the_producers_batched_ack(
         states = await job_states(pool)
     assert states[ids[0]] == "executing"
     assert states[ids[1]] == states[ids[2]] == "completed"
+
+
+async def test_acker_and_producer_never_share_or_drop_a_completion(
+    pool: Any, registry: WorkerRegistry
+) -> None:
+    """Regression: the acker's flush and a producer's ack-carrying fetch both take
+    completions from one queue. Each completion must be written exactly once: none
+    reported lost (a double write), none dropped (a job left executing forever)."""
+    from structlog.testing import capture_logs
+
+    c = Concurrency()
+    registry.register("c", c.work)
+    with capture_logs() as logs:  # the engine binds its loggers when it is built
+        async with Engine(pool, _config(QueueConfig("default", limit=20)), registry) as engine:
+            await engine.insert([JobSpec("c", args={"sleep_s": 0.001}) for _ in range(2000)])
+            await eventually(lambda: c.done == 2000, timeout_s=60)
+            await engine.acker.wait_idle()
+    states = await job_states(pool)
+    assert list(states.values()).count("completed") == 2000
+    assert [e for e in logs if e["event"] == "job.ack_lost"] == []
