@@ -8,6 +8,7 @@ with its `dev` extra into it, then runs the command inside it.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -35,7 +36,14 @@ def ensure_venv() -> None:
 
 
 def run(argv: list[str]) -> int:
-    return subprocess.call(argv, cwd=ROOT)
+    """Run a command to its end. Ctrl-C is passed on to it (a terminal sends it to both of
+    us anyway) and we wait for its graceful stop instead of dying with a traceback."""
+    proc = subprocess.Popen(argv, cwd=ROOT)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
 
 
 def main(args: list[str]) -> int:
