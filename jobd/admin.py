@@ -162,6 +162,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
+    except RecursionError:  # nesting deeper than the parser's stack: not an internal error
+        hint = 'send a flat JSON object, e.g. {"primary_key": {"id": 1}}'
+        raise ApiError(400, "request body nests too deeply", hint) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}",
                        'send a JSON object, e.g. {"primary_key": {"id": 1}}') from None  # fmt: skip

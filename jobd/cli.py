@@ -102,6 +102,11 @@ def _start_daemon(args: argparse.Namespace, *, demo: bool) -> int:
 
     default = Path("config.example.yaml") if demo else default_config_path()
     path: Path = args.config or default
+    if demo and not path.exists():
+        raise UsageError(
+            f"demo: {path} not found; run it in a checkout of jobd (where "
+            "config.example.yaml is) or give the example with -c FILE"
+        )
     spec = load_config(path)  # invalid: exit 2 with every problem, before anything starts
     configure(spec.log.level, spec.log.format, metrics=True)
     # Python entrypoints are looked up like `python -m` does: from the working directory.

@@ -24,10 +24,15 @@ def _redact(value: Any, depth: int = 0) -> Any:
     if depth > 4:
         return value
     if isinstance(value, dict):
-        return {
-            k: REDACTED if _is_secret_key(k) else _redact(v, depth + 1) for k, v in value.items()
-        }
+        return {k: _masked(k, v, depth + 1) for k, v in value.items()}
     return value
+
+
+def _masked(key: object, value: Any, depth: int) -> Any:
+    # A flag or nothing says no secret (`token=True`: "a token is set"): keep it readable.
+    if _is_secret_key(key) and not (value is None or isinstance(value, bool)):
+        return REDACTED
+    return _redact(value, depth)
 
 
 def _is_secret_key(key: object) -> bool:
@@ -39,7 +44,7 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     """structlog processor: mask values whose key looks like a secret, at any depth."""
     for key in list(event):
         if key != "event":
-            event[key] = REDACTED if _is_secret_key(key) else _redact(event[key])
+            event[key] = _masked(key, event[key], 0)
     return event
 
 

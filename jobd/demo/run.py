@@ -30,13 +30,13 @@ class DemoDaemon(Daemon):
         self.trickle: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
-        from jobd.demo.sink import start_sink
+        from jobd.demo.sink import sink_url, start_sink
 
         self.sink = await start_sink()
         seed = resources.files("jobd.demo").joinpath("seed.sql").read_text()
         async with self.pool.acquire() as conn:
             await conn.execute(seed)
-        log.info("demo.seeded", sink="http://127.0.0.1:8371")
+        log.info("demo.seeded", sink=sink_url())
 
     async def on_ready(self, generation: Generation) -> None:
         from jobd.triggers.api import schedule_trigger
@@ -47,10 +47,13 @@ class DemoDaemon(Daemon):
         self.trickle = asyncio.create_task(self._new_orders(), name="jobd:demo-orders")
 
     async def on_stop(self) -> None:
+        """Stop the trickle and the sink (also after a failed start; safe to repeat)."""
         if self.trickle is not None:
             self.trickle.cancel()
+            self.trickle = None
         if self.sink is not None:
-            await self.sink.cleanup()
+            sink, self.sink = self.sink, None
+            await sink.cleanup()
 
     async def _new_orders(self) -> None:
         from jobd.triggers.api import schedule_trigger

@@ -23,7 +23,8 @@ the row.
 Log lines (logger `jobd.triggers`): `trigger.attempt_failed` (warning, `log_errors`),
 `trigger.failed` (error, `log_final_error`), `trigger.on_error_failed` (error, always);
 with `debug` (or `log.debug_all_triggers`): `trigger.start`, `trigger.cancel`,
-`trigger.complete` at debug level, the actor included only there.
+`trigger.complete` at info level (the trigger opted in, so they show under the default
+level), the actor included only there.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ async def run_attempt(
                 await _attempt(rt, resource, trigger, job, ctx, logger)
     except Cancel as cancel:
         if trigger.debug:
-            logger.debug("trigger.cancel", reason=cancel.reason)
+            logger.info("trigger.cancel", reason=cancel.reason)
         raise
     except (Snooze, ClaimLost):
         raise
@@ -124,7 +125,7 @@ async def _attempt(
             raise Cancel(NO_LONGER_APPLIES)
         actor = await _actor(trigger, job, conn)
         if trigger.debug:
-            logger.debug("trigger.start", primary_key=job.args.get("pk"), actor=actor)
+            logger.info("trigger.start", primary_key=job.args.get("pk"), actor=actor)
         actx = ActionContext(
             job=job, resource=resource.name, conn=conn, log=logger, trigger=trigger.name,
             record=dict(row.items()), primary_key={c: row[c] for c in table.primary_key},
@@ -137,7 +138,7 @@ async def _attempt(
         if not await ctx.complete_in(conn):
             raise ClaimLost(f"job {job.id} attempt {job.attempt}: claim lost, rolled back")
     if trigger.debug:
-        logger.debug("trigger.complete")
+        logger.info("trigger.complete")
 
 
 async def _actor(trigger: Trigger, job: Job, conn: Any) -> dict[str, Any] | None:
