@@ -137,7 +137,7 @@ async def _run(
         if tenant is not None or not fans_out(resource):
             _, table_sql = await rt.table_for(conn, resource, tenant)
         if schedule.debug:
-            logger.debug("schedule.start", actor=actor, input=job.args.get("input"))
+            logger.info("schedule.start", actor=actor, input=job.args.get("input"))
         actx = ActionContext(
             job=job, resource=resource.name, conn=conn, log=logger, schedule=schedule.name,
             actor=actor, tenant=tenant, input=job.args.get("input") or {}, table_sql=table_sql,
@@ -146,4 +146,4 @@ async def _run(
         if not await ctx.complete_in(conn):
             raise RuntimeError(f"job {job.id}: claim lost, rolled back")
     if schedule.debug:
-        logger.debug("schedule.complete")
+        logger.info("schedule.complete")
