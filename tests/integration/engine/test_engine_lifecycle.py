@@ -107,3 +107,14 @@ async def test_engine_survives_its_connections_being_killed(
         await engine.insert([JobSpec("w") for _ in range(3)])
         await eventually(lambda: len(done) == 4, timeout_s=10)
         assert engine.failure is None
+
+
+def test_a_full_server_is_a_transient_error() -> None:
+    """Regression: "too many connections" (53300) must be retried by the engine's loops,
+    not kill the producer and stop the engine (seen on a busy shared server)."""
+    import asyncpg
+
+    from jobd.db import is_transient
+
+    assert is_transient(asyncpg.TooManyConnectionsError("sorry, too many clients already"))
+    assert not is_transient(asyncpg.UndefinedTableError("relation does not exist"))
