@@ -46,9 +46,13 @@ class JobSpec:
     tags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, eq=False)
 class Job:
-    """A job as a worker sees it (a claimed row of the jobs table)."""
+    """A job as a worker sees it (a claimed row of the jobs table). Treat it as read-only.
+
+    Not a frozen dataclass on purpose: one is built per claimed row, and a frozen
+    dataclass's __init__ costs about 1.5 us more (measured), a few percent of the engine's
+    whole per-job cost. Identity equality: two claims of one row are two attempts."""
 
     id: int
     queue: str
