@@ -39,18 +39,24 @@ METRICS = (("enqueue_per_s", "enqueue jobs/s"), ("drain_per_s", "drain jobs/s"))
 class Library:
     name: str
     module: str
-    peer: bool  # True: runs from bench/.venv-peers
+    venv: str  # "jobd" (the project's .venv), "peers" (3.11) or "peers312" (3.12)
+
+    @property
+    def peer(self) -> bool:
+        return self.venv != "jobd"
 
     def python(self) -> Path:
-        return runners.ensure_peers_venv() if self.peer else runners.JOBD_PYTHON
+        return runners.python_for(self.venv)
 
 
 LIBRARIES = {
     lib.name: lib
     for lib in (
-        Library("jobd", "bench.runners.jobd_run", peer=False),
-        Library("pgqueuer", "bench.peers.pgqueuer_run", peer=True),
-        Library("procrastinate", "bench.peers.procrastinate_run", peer=True),
+        Library("jobd", "bench.runners.jobd_run", "jobd"),
+        Library("pgqueuer", "bench.peers.pgqueuer_run", "peers"),
+        Library("procrastinate", "bench.peers.procrastinate_run", "peers"),
+        Library("chancy", "bench.peers.chancy_run", "peers"),
+        Library("oban-py", "bench.peers.oban_run", "peers312"),
     )
 }
 
@@ -101,15 +107,24 @@ async def measure_once(lib: Library, args: argparse.Namespace, admin_url: str) -
         )
 
 
-async def measure_all(args: argparse.Namespace, libs: list[Library]) -> Runs:
+async def measure_all(
+    args: argparse.Namespace, libs: list[Library], failures: dict[str, str]
+) -> Runs:
     """`repeats` rounds; each round runs every library once, in a rotated order so slow
-    drift of the machine (other load, caches) does not always favour the same library."""
+    drift of the machine (other load, caches) does not always favour the same library.
+    A library that fails to install or run is recorded in `failures` (with the reason)
+    and not measured again; the others go on."""
     admin_url = server_url()
     runs: Runs = {lib.name: [] for lib in libs}
     for round_no in range(args.repeats):
         order = libs[round_no % len(libs) :] + libs[: round_no % len(libs)]
-        for lib in order:
-            result = await measure(lib, args, admin_url)
+        for lib in (lib for lib in order if lib.name not in failures):
+            try:
+                result = await measure(lib, args, admin_url)
+            except runners.RunnerFailed as exc:
+                failures[lib.name] = str(exc).strip().splitlines()[-1][:300]
+                print(f"{lib.name}: FAILED: {failures[lib.name]}", flush=True)
+                continue
             runs[lib.name].append(result)
             print(
                 f"round {round_no + 1}/{args.repeats} {lib.name:14s} "
@@ -117,7 +132,7 @@ async def measure_all(args: argparse.Namespace, libs: list[Library]) -> Runs:
                 f"drain {result['drain_per_s']:>9,.0f} jobs/s  rows kept {result['rows_kept']}",
                 flush=True,
             )
-    return runs
+    return {lib: rs for lib, rs in runs.items() if rs and lib not in failures}
 
 
 def summarize_runs(runs: Runs) -> dict[str, dict[str, dict[str, float]]]:
@@ -151,34 +166,43 @@ def verdict(summaries: dict[str, dict[str, dict[str, float]]]) -> str:
     )
 
 
-def report(args: argparse.Namespace, runs: Runs, mach: dict[str, Any]) -> str:
+def report(args: argparse.Namespace, runs: Runs, failures: dict[str, str]) -> str:
     summaries = summarize_runs(runs)
     table = results.markdown_table(summaries, METRICS, extra=extra_columns(runs))
-    versions = {lib: rs[0]["version"] for lib, rs in runs.items()}
+    versions = ", ".join(f"{lib} {rs[0]['version']}" for lib, rs in runs.items())
+    failed = [f"- **{lib}: not measured** -- {reason}" for lib, reason in failures.items()]
     return "\n\n".join(
-        [
-            f"Run {results.stamp()}: N = {args.n:,} no-op jobs, concurrency {args.concurrency},"
+        part
+        for part in [
+            f"N = {args.n:,} no-op jobs, concurrency {args.concurrency},"
             f" insert batch {args.insert_batch:,}, pool size {args.pool_size},"
-            f" {args.repeats} repeats per library (median, min-max).",
-            machine.markdown(mach, versions),
+            f" {args.repeats} repeats per library (median, min-max). Versions: {versions}.",
             table,
+            "\n".join(failed),
             verdict(summaries),
         ]
+        if part
     )
+
+
+async def collect(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark; returns {"markdown", "data"} for the harness."""
+    libs = [LIBRARIES[name] for name in args.libraries.split(",") if name]
+    failures: dict[str, str] = {}
+    runs = await measure_all(args, libs, failures)
+    summary = summarize_runs(runs)
+    return {
+        "markdown": report(args, runs, failures),
+        "data": {"args": vars(args), "runs": runs, "summary": summary, "failures": failures},
+    }
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    libs = [LIBRARIES[name] for name in args.libraries.split(",") if name]
-    pythons = {"jobd": runners.JOBD_PYTHON}
-    if any(lib.peer for lib in libs):
-        pythons["peers"] = runners.ensure_peers_venv()
+    pythons = {"jobd": runners.JOBD_PYTHON, "peers": runners.ensure_peers_venv()}
     mach = machine.describe(await server_version(server_url()), pythons)
-    runs = await measure_all(args, libs)
-    text = report(args, runs, mach)
-    path = results.write_json(
-        BENCHMARK,
-        {"args": vars(args), "machine": mach, "runs": runs, "summary": summarize_runs(runs)},
-    )
+    out = await collect(args)
+    text = machine.markdown(mach, {}) + "\n\n" + out["markdown"]
+    path = results.write_json(BENCHMARK, {"machine": mach, **out["data"]})
     print("\n" + text + f"\n\nJSON: {path.relative_to(results.BENCH.parent)}")
     if not args.no_readme:
         results.update_readme(BENCHMARK, text)

@@ -54,14 +54,23 @@ def describe(postgres_version: str, pythons: dict[str, Path]) -> dict[str, Any]:
     }
 
 
+def finish(machine: dict[str, Any]) -> None:
+    """Record the load average at the end of the run."""
+    machine["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+
+
 def markdown(machine: dict[str, Any], versions: dict[str, str]) -> str:
-    """The machine as markdown bullet lines."""
+    """The machine as markdown bullet lines (`versions`: library -> version)."""
     pythons = ", ".join(f"{role} {v}" for role, v in machine["python"].items())
+    versions = versions or machine.get("versions", {})
     libs = ", ".join(f"{name} {v}" for name, v in sorted(versions.items()))
+    load = f"load average (1 min) at start {machine.get('load_avg_1m_at_start')}"
+    if "load_avg_1m_at_end" in machine:
+        load += f", at end {machine['load_avg_1m_at_end']}"
     return "\n".join(
         [
             f"- CPU: {machine['cpu']}, {machine['cores']} cores; RAM {machine['ram_gib']} GiB;"
-            f" {machine['os']}; load average at start {machine.get('load_avg_1m_at_start')}",
+            f" {machine['os']}; {load}",
             f"- PostgreSQL {machine['postgres']} (same server for every library)",
             f"- Python: {pythons}",
             f"- Libraries: {libs}",

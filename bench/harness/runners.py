@@ -1,8 +1,9 @@
-"""Runner processes: jobd's from the project `.venv`, the peers' from `bench/.venv-peers`.
+"""Runner processes: jobd's from the project `.venv`, the peers' from `bench/.venv-peers`
+(Python 3.11) or `bench/.venv-peers312` (Python 3.12, for oban-py).
 
 Each runner is `python -m <module> --dsn URL ...` started from the repository root and
-prints one JSON line (see bench/runners/common.py). The peers' virtualenv is created on
-first use with Python 3.11 and `pip install -r bench/requirements-peers.txt` (pinned).
+prints one JSON line (see bench/runners/common.py). A peers' virtualenv is created on
+first use and filled with `pip install -r bench/requirements-<venv>.txt` (pinned).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,11 @@ PEERS_REQUIREMENTS = BENCH / "requirements-peers.txt"
 PEERS_PYTHON = PEERS_VENV / "bin" / "python"
 JOBD_PYTHON = ROOT / ".venv" / "bin" / "python"
 PIP_TIMEOUT_S = 600
+# venv name -> candidate base interpreters (first that exists wins)
+BASE_PYTHONS = {
+    "peers": ["python3.11", "/root/.pyenv/versions/3.11.7/bin/python"],
+    "peers312": ["python3.12", "/root/.pyenv/versions/3.12.1/bin/python"],
+}
 
 
 class RunnerFailed(RuntimeError):
@@ -28,17 +33,43 @@ class RunnerFailed(RuntimeError):
 
 
 def ensure_peers_venv() -> Path:
-    """The peers' interpreter, creating the virtualenv on first use."""
-    if PEERS_PYTHON.exists():
-        return PEERS_PYTHON
-    base = shutil.which("python3.11") or sys.executable
-    subprocess.run([base, "-m", "venv", str(PEERS_VENV)], check=True, timeout=120)
-    subprocess.run(
-        [str(PEERS_PYTHON), "-m", "pip", "install", "-q", "-r", str(PEERS_REQUIREMENTS)],
-        check=True,
-        timeout=PIP_TIMEOUT_S,
-    )
-    return PEERS_PYTHON
+    """The 3.11 peers' interpreter, creating the virtualenv on first use."""
+    return ensure_venv("peers")
+
+
+def ensure_venv(name: str) -> Path:
+    """`bench/.venv-<name>/bin/python`, created and filled on first use. Raises
+    RunnerFailed (with pip's reason) when it cannot be built: the caller reports it."""
+    python = BENCH / f".venv-{name}" / "bin" / "python"
+    if python.exists():
+        return python
+    found = [shutil.which(c) or (c if Path(c).exists() else None) for c in BASE_PYTHONS[name]]
+    base = next((c for c in found if c), None)
+    if base is None:
+        raise RunnerFailed(f"no interpreter for {name}: tried {BASE_PYTHONS[name]}")
+    requirements = BENCH / f"requirements-{name}.txt"
+    try:
+        subprocess.run([base, "-m", "venv", str(python.parents[1])], check=True, timeout=120)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
+            check=True, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(python.parents[1], ignore_errors=True)
+        raise RunnerFailed(f"pip install -r {requirements.name}: {exc.stderr[-1000:]}") from exc
+    return python
+
+
+def python_for(venv: str) -> Path:
+    """The interpreter of a runner's virtualenv ("jobd" = the project's own)."""
+    return JOBD_PYTHON if venv == "jobd" else ensure_venv(venv)
+
+
+def package_version(python: Path, package: str) -> str:
+    """`package`'s installed version in `python`'s environment, or "not installed"."""
+    code = f"from importlib.metadata import version; print(version({package!r}))"
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    return done.stdout.strip() if done.returncode == 0 else "not installed"
 
 
 def run(python: Path, module: str, options: dict[str, Any], timeout_s: float) -> dict[str, Any]:
