@@ -94,6 +94,19 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+def is_database_outage(exc: BaseException) -> bool:
+    """A transient error raised by the database driver itself (not a plain OSError or
+    TimeoutError, which a worker's own network calls raise too)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return is_transient(exc)
+    return isinstance(
+        exc,
+        asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | asyncpg.exceptions.ConnectionDoesNotExistError,
+    )
+
+
 def backoff_s(attempt: int, *, base_s: float = 0.05, max_s: float = 5.0) -> float:
     """Full-jitter exponential backoff for retries of database work (attempt from 1)."""
     return random.uniform(0, min(max_s, base_s * (2 ** min(attempt, 16))))  # noqa: S311

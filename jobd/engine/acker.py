@@ -92,6 +92,11 @@ class Acker:
     def backlog(self) -> int:
         return len(self._completions) + len(self._outcomes)
 
+    def pending_ids(self) -> set[int]:
+        """Jobs whose outcome is waiting here to be written (still `executing` in the
+        database, but known to this node)."""
+        return {c[0] for c in self._completions} | {o.job.id for o in self._outcomes}
+
     # -- piggybacking: a producer's fetch statement may carry completions ----------------
 
     def take_completions(self) -> list[Completion]:

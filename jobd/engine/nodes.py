@@ -25,9 +25,12 @@ from jobd.sql import queries
 log = structlog.get_logger("jobd.engine")
 
 # Errors a database round trip can raise that a background loop survives (logged, retried).
+# InternalClientError: asyncpg found a connection mid-operation after its server restarted
+# (seen as "cannot switch to state 12"); the next round trip gets a fresh connection.
 DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
 )

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from jobd.db import backoff_s, is_transient
+from jobd.db import backoff_s, is_database_outage, is_transient
 from jobd.engine.acker import CANCEL, DISCARD, RETRY, SNOOZE, Acker, Completion, Outcome
 from jobd.engine.context import JobContext
 from jobd.engine.jobs import Cancel, Discard, Job, Snooze
@@ -71,6 +71,19 @@ def _failure(job: Job, registered: Registered | None, exc: BaseException, kind: 
     return Outcome(RETRY, job, entry, registered.backoff_s(job.attempt, job.max_attempts))
 
 
+# A worker failing on a database error that goes away (the server restarting, a deadlock,
+# a lost connection) did not fail on its own account: its job runs again after a short
+# wait without using up an attempt (a snooze), up to this many times in its life; after
+# that such errors count as ordinary failures, so a job that always deadlocks still ends.
+TRANSIENT_RETRIES = 5
+TRANSIENT_RETRY_S = 2.0
+
+
+def retries_transient(job: Job, exc: BaseException) -> bool:
+    """True when `exc` should re-run `job` without using up an attempt."""
+    return is_database_outage(exc) and int(job.meta.get("snoozed", 0)) < TRANSIENT_RETRIES
+
+
 async def execute(
     job: Job, registered: Registered | None, ctx: JobContext
 ) -> Completion | Outcome | None:
@@ -97,6 +110,10 @@ async def execute(
         if timeout is not None and timeout.expired():
             message = f"attempt timed out after {registered.timeout_s}s"
             return _failure(job, registered, TimeoutError(message), "timeout")
+        if retries_transient(job, exc):
+            log.warning("job.database_error", job_id=job.id, queue=job.queue,
+                        worker=job.worker, attempt=job.attempt, error=repr(exc))  # fmt: skip
+            return Outcome(SNOOZE, job, None, TRANSIENT_RETRY_S)
         return _failure(job, registered, exc, "error")
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     if ctx.ended is not None:  # the worker ended the job in its own transaction
@@ -146,6 +163,7 @@ class Producer:
         self._busy = False  # the last fetch got all it asked for: more are likely waiting
         self._failures = 0
         self._retry_at = 0.0
+        self._unsure = False  # a fetch failed mid-flight: its claim may have committed
         self._error: BaseException | None = None
         self._q = queries(schema)
         self._wake = asyncio.Event()
@@ -193,6 +211,9 @@ class Producer:
             pipelined = self._busy and state.global_limit is None
             in_flight_max = MAX_IN_FLIGHT if pipelined else 1
             retry_in_s = self._retry_at - time.monotonic()
+            if self._unsure and not self._fetching and retry_in_s <= 0:
+                await self._release_unknown_claims()
+                continue
             if free > 0 and len(self._fetching) < in_flight_max and retry_in_s <= 0:
                 if self.running and free < state.limit // 4 and not coalesced:
                     # Jobs trickle out: give their neighbours a moment to finish too, so
@@ -225,6 +246,7 @@ class Producer:
                 self._error = exc
             else:
                 self._failures += 1
+                self._unsure = True
                 delay_s = backoff_s(self._failures, max_s=self.poll_interval_s * 5)
                 self._retry_at = time.monotonic() + delay_s
                 log.warning("queue.fetch_failed", queue=self.name, error=str(exc))
@@ -234,6 +256,26 @@ class Producer:
             self._fetching.discard(asyncio.current_task())
             self._reserved -= demand
             self._wake.set()
+
+    async def _release_unknown_claims(self) -> None:
+        """Return jobs a lost fetch reply claimed for us but nobody runs (see the query)."""
+        known = list(self.running) + list(self.acker.pending_ids())
+        try:
+            rows = await self.pool.fetch(
+                self._q["release_unknown_claims"], self.name, self.node_id, known
+            )
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._failures += 1
+            self._retry_at = time.monotonic() + backoff_s(
+                self._failures, max_s=self.poll_interval_s * 5
+            )
+            return
+        self._unsure = False
+        if rows:
+            log.warning("queue.claims_released", queue=self.name, count=len(rows),
+                        reason="a fetch's reply was lost with its connection")  # fmt: skip
 
     async def _wait(self, timeout_s: float) -> None:
         if self._wake.is_set() or self._stopping:

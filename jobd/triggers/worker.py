@@ -41,7 +41,7 @@ from jobd.actions.base import ActionContext
 from jobd.actions.failures import describe_error
 from jobd.actors import lookup_actor, store_actor
 from jobd.engine.jobs import Cancel, Discard, Job, JobContext, Snooze
-from jobd.engine.producer import error_entry
+from jobd.engine.producer import error_entry, retries_transient
 from jobd.errors import JobdError
 from jobd.model import Resource, Trigger
 from jobd.triggers.sqlgen import reread_sql, row_sql
@@ -106,6 +106,8 @@ async def run_attempt(
     except (Snooze, ClaimLost):
         raise
     except Exception as exc:
+        if retries_transient(job, exc):
+            raise  # the database failed, not the action: the engine re-runs the job
         failure: BaseException = exc
         if timeout is not None and timeout.expired():
             failure = TimeoutError(f"attempt timed out after {trigger.timeout_s}s")

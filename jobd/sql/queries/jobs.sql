@@ -117,6 +117,18 @@ WHERE j.id = claim.id
 RETURNING j.id, j.queue, j.worker, j.args, j.meta, j.tags, j.attempt, j.max_attempts,
           j.priority, j.inserted_at, j.scheduled_at, j.attempted_at, j.errors
 
+-- name: release_unknown_claims
+-- After a fetch failed on a lost connection, its claim may have committed with the reply
+-- lost: those jobs are `executing` for this node, but no task of it runs them, and the
+-- lifeline never rescues a live node's jobs. Put them back. $1 queue, $2 node id,
+-- $3 ids this node knows (running, or their outcome waiting to be written; bigint[]).
+UPDATE {schema}.jobs AS j
+SET state = 'available', attempt = j.attempt - 1, scheduled_at = now(),
+    attempted_at = NULL, attempted_by = NULL
+WHERE j.state = 'executing' AND j.queue = $1 AND j.attempted_by = $2
+  AND NOT (j.id = ANY($3::bigint[]))
+RETURNING j.id
+
 -- name: lock_queue
 -- Transaction advisory lock serializing global_limit fetches of one queue. $1 lock key
 -- (bigint, derived from the schema and queue name).

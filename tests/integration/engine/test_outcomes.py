@@ -102,6 +102,42 @@ async def test_discarded_after_max_attempts(pool: Any, registry: WorkerRegistry)
     assert len(row["errors"]) == 2 and row["uniq_key"] is None
 
 
+async def test_a_database_outage_does_not_use_up_an_attempt(
+    pool: Any, registry: WorkerRegistry
+) -> None:
+    """Proves a worker failing on a database outage (the server restarting under it) is
+    snoozed, not failed: its only attempt is kept for a re-run. A job that meets such
+    errors more than TRANSIENT_RETRIES times fails as usual, and a worker's own network
+    error (a plain OSError) is an ordinary failure."""
+    import asyncpg
+
+    from jobd.engine.producer import TRANSIENT_RETRIES
+
+    async def restart(job: Job, ctx: JobContext) -> None:
+        raise asyncpg.AdminShutdownError("terminating connection due to administrator command")
+
+    async def network(job: Job, ctx: JobContext) -> None:
+        raise ConnectionRefusedError("the partner's API is down")
+
+    registry.register("restart", restart)
+    registry.register("network", network)
+    outage, worn, own = await _insert(
+        pool, JobSpec("restart", max_attempts=1), JobSpec("restart", max_attempts=1),
+        JobSpec("network", max_attempts=1),
+    )  # fmt: skip
+    await pool.execute(
+        "UPDATE jobd.jobs SET meta = jsonb_build_object('snoozed', $2::int) WHERE id = $1",
+        worn, TRANSIENT_RETRIES,
+    )  # fmt: skip
+    counts = await drain(pool, registry)
+    assert counts["snoozed"] == 1 and counts["discarded"] == 2
+    row = await _row(pool, outage)
+    assert row["state"] == "scheduled" and row["max_attempts"] == 2
+    assert row["meta"]["snoozed"] == 1 and row["errors"] == []
+    assert (await _row(pool, worn))["state"] == "discarded"
+    assert (await _row(pool, own))["state"] == "discarded"
+
+
 async def test_cancel_discard_and_unknown_worker(pool: Any, registry: WorkerRegistry) -> None:
     """Proves Cancel ends the job cancelled with its reason, Discard ends it discarded at
     once despite attempts left, and an unregistered worker is discarded with a clear error."""

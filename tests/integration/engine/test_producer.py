@@ -155,3 +155,32 @@ async def test_acker_and_producer_never_share_or_drop_a_completion(
     states = await job_states(pool)
     assert list(states.values()).count("completed") == 2000
     assert [e for e in logs if e["event"] == "job.ack_lost"] == []
+
+
+async def test_claims_whose_reply_was_lost_are_released(
+    pool: Any, registry: WorkerRegistry
+) -> None:
+    """Regression (found by the Postgres-restart fault test): a fetch whose connection
+    dies after its claim committed leaves jobs `executing` for this live node that no task
+    runs, and the lifeline never rescues a live node's jobs. After such a failure the
+    producer returns every claim it does not know of, and they run."""
+    c = Concurrency()
+    registry.register("c", c.work)
+    async with Engine(pool, _config(QueueConfig("default", limit=5)), registry) as engine:
+        producer = engine.producers["default"]
+        producer.stop_fetching()  # nothing else claims while we stage the lost reply
+        await eventually(lambda: not producer._fetching)
+        ids = await insert_jobs(pool, [JobSpec("c") for _ in range(3)])
+        await pool.execute(  # what a claim whose reply was lost leaves behind
+            "UPDATE jobd.jobs SET state = 'executing', attempt = 1, attempted_by = $1",
+            engine.node_id,
+        )
+        producer._stopping = False
+        producer._unsure = True  # as after a fetch failed on a lost connection
+        engine._spawn("producer:again", producer.run())
+        await eventually(lambda: c.done == 3)
+        await engine.acker.wait_idle()
+    rows = await pool.fetch("SELECT id, state::text, attempt FROM jobd.jobs ORDER BY id")
+    assert [(r["id"], r["state"], r["attempt"]) for r in rows] == [
+        (i, "completed", 1) for i in ids
+    ]
