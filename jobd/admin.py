@@ -17,10 +17,6 @@ only: `start()` refuses any other address. Every error is a JSON body
 from __future__ import annotations
 
 import asyncio
-import difflib
-import hmac
-import ipaddress
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +25,20 @@ import structlog
 from aiohttp import web
 
 from jobd import ops
-from jobd.errors import DatabaseError, JobdError, UsageError
+from jobd.admin_http import (
+    MAX_BODY_KEY,
+    ApiError,
+    auth_middleware,
+    body_field,
+    did_you_mean,
+    errors_middleware,
+    is_loopback,
+    json_response,
+    parse_listen,
+    read_body,
+    reject_unknown,
+)
+from jobd.errors import JobdError
 from jobd.metrics import CONTENT_TYPE, Metrics, default_metrics
 from jobd.sql.migrate import pending_versions
 from jobd.triggers import api as triggers_api
@@ -54,141 +63,6 @@ class AdminDeps:
 
 
 DEPS_KEY = web.AppKey("deps", AdminDeps)
-MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
-
-
-class ApiError(Exception):
-    """An error answered as JSON: `status`, `error`, `hint`."""
-
-    def __init__(self, status: int, error: str, hint: str = "") -> None:
-        super().__init__(error)
-        self.status, self.error, self.hint = status, error, hint
-
-
-def error_response(status: int, error: str, hint: str = "") -> web.Response:
-    body: dict[str, str] = {"error": error}
-    if hint:
-        body["hint"] = hint
-    return web.json_response(body, status=status)
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(ops.to_jsonable(data), status=status, dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` (IPv6 as `[::1]:port`) into its parts; UsageError when malformed."""
-    host, sep, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"admin.listen {listen!r} must be host:port, e.g. 127.0.0.1:9187")
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# -- middleware ------------------------------------------------------------------------
-
-
-def _auth_middleware(token: str | None) -> Any:
-    @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
-            return await handler(request)
-        if token is None:
-            if not is_loopback(request.remote or ""):
-                return error_response(403, "the API without a token serves loopback only",
-                                      "set admin.token and send Authorization: Bearer")  # fmt: skip
-            return await handler(request)
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
-            hint = "send the header Authorization: Bearer <admin.token>"
-            return error_response(401, "missing or wrong bearer token", hint)
-        return await handler(request)
-
-    return auth
-
-
-@web.middleware
-async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a JSON error; internals stay in the log."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.error, exc.hint)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(413, "request body too large",
-                              f"send at most {request.app[MAX_BODY_KEY]} bytes")  # fmt: skip
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(exc.status, exc.reason, "see docs/http-api.md for the endpoints")
-    except triggers_api.RowNotFound as exc:
-        return error_response(404, str(exc), "check the primary key (and tenant)")
-    except UsageError as exc:
-        return error_response(400, str(exc))
-    except DatabaseError as exc:
-        return error_response(503, str(exc), "the database is unreachable; retry later")
-    except JobdError as exc:
-        return error_response(422, str(exc))
-    except (TimeoutError, OSError) as exc:
-        log.warning("admin.request_failed", path=request.path, error=repr(exc))
-        return error_response(503, "the database is unreachable", "retry later")
-    except Exception as exc:
-        log.error("admin.internal_error", path=request.path, error=repr(exc), exc_info=True)
-        return error_response(500, "internal error", "see the daemon log (admin.internal_error)")
-
-
-# -- request parsing -------------------------------------------------------------------
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    """The JSON object body ({} when empty)."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except RecursionError:  # nesting deeper than the parser's stack: not an internal error
-        hint = 'send a flat JSON object, e.g. {"primary_key": {"id": 1}}'
-        raise ApiError(400, "request body nests too deeply", hint) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}",
-                       'send a JSON object, e.g. {"primary_key": {"id": 1}}') from None  # fmt: skip
-    if not isinstance(body, dict):
-        raise ApiError(400, f"request body must be a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise ApiError(400, f"{name!r} must be {what}, got {type(value).__name__}")
-    return value
-
-
-def _known(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError(400, f"unknown field(s) {unknown}", f"allowed: {sorted(allowed)}")
-
-
-def _did_you_mean(name: str, choices: Any) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f"did you mean {close[0]!r}?" if close else f"known: {sorted(choices)}"
 
 
 def _deps(request: web.Request) -> AdminDeps:
@@ -205,7 +79,7 @@ def _runtime(request: web.Request) -> Any:
 def _resource(request: web.Request) -> Any:
     spec, name = _deps(request).spec, request.match_info["resource"]
     if name not in spec.resources:
-        raise ApiError(404, f"unknown resource {name!r}", _did_you_mean(name, spec.resources))
+        raise ApiError(404, f"unknown resource {name!r}", did_you_mean(name, spec.resources))
     return spec.resources[name]
 
 
@@ -268,27 +142,27 @@ async def run_trigger(request: web.Request) -> web.Response:
     name = request.match_info["trigger"]
     if name not in resource.triggers:
         raise ApiError(404, f"resource {resource.name!r} has no trigger {name!r}",
-                       _did_you_mean(name, resource.triggers))  # fmt: skip
-    body = await _body(request)
-    _known(body, {"primary_key", "primary_keys", "actor", "tenant"})
-    key = _field(body, "primary_key", dict, "an object of primary-key columns")
-    keys = _field(body, "primary_keys", list, "a list of primary-key objects")
-    actor = _field(body, "actor", dict, "an object")
-    tenant = _field(body, "tenant", str, "a string")
+                       did_you_mean(name, resource.triggers))  # fmt: skip
+    body = await read_body(request)
+    reject_unknown(body, {"primary_key", "primary_keys", "actor", "tenant"})
+    key = body_field(body, "primary_key", dict, "an object of primary-key columns")
+    keys = body_field(body, "primary_keys", list, "a list of primary-key objects")
+    actor = body_field(body, "actor", dict, "an object")
+    tenant = body_field(body, "tenant", str, "a string")
     if key is not None and keys is not None:
         raise ApiError(400, "give primary_key or primary_keys, not both")
     if keys is not None:
         if not all(isinstance(k, dict) for k in keys):
             raise ApiError(400, "every entry of primary_keys must be an object")
         ids = await triggers_api.run_triggers(rt, resource, name, keys, actor=actor, tenant=tenant)
-        return _json({"job_ids": ids})
+        return json_response({"job_ids": ids})
     if key is not None:
         job_id = await triggers_api.run_trigger(rt, resource, name, key, actor=actor, tenant=tenant)
-        return _json({"job_id": job_id, "enqueued": job_id is not None})
+        return json_response({"job_id": job_id, "enqueued": job_id is not None})
     if tenant is not None:
         raise ApiError(400, "tenant needs primary_key(s): a scheduler run scans every tenant")
     job_id = await triggers_api.schedule_trigger(rt, resource, name, actor=actor)
-    return _json({"job_id": job_id, "enqueued": job_id is not None, "scheduled": True})
+    return json_response({"job_id": job_id, "enqueued": job_id is not None, "scheduled": True})
 
 
 async def run_schedule(request: web.Request) -> web.Response:
@@ -296,16 +170,16 @@ async def run_schedule(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in resource.scheduled_actions:
         raise ApiError(404, f"resource {resource.name!r} has no scheduled action {name!r}",
-                       _did_you_mean(name, resource.scheduled_actions))  # fmt: skip
-    body = await _body(request)
-    _known(body, {"input", "actor", "tenant"})
+                       did_you_mean(name, resource.scheduled_actions))  # fmt: skip
+    body = await read_body(request)
+    reject_unknown(body, {"input", "actor", "tenant"})
     job_id = await triggers_api.run_schedule(
         rt, resource, name,
-        input=_field(body, "input", dict, "an object"),
-        actor=_field(body, "actor", dict, "an object"),
-        tenant=_field(body, "tenant", str, "a string"),
+        input=body_field(body, "input", dict, "an object"),
+        actor=body_field(body, "actor", dict, "an object"),
+        tenant=body_field(body, "tenant", str, "a string"),
     )  # fmt: skip
-    return _json({"job_id": job_id})
+    return json_response({"job_id": job_id})
 
 
 # -- API: jobs, queues, status ---------------------------------------------------------
@@ -325,7 +199,7 @@ async def list_jobs(request: web.Request) -> web.Response:
             conn, deps.schema, state=params.get("state"), queue=params.get("queue"),
             worker=params.get("worker"), limit=int(limit_text),
         )  # fmt: skip
-    return _json({"jobs": rows})
+    return json_response({"jobs": rows})
 
 
 async def show_job(request: web.Request) -> web.Response:
@@ -334,7 +208,7 @@ async def show_job(request: web.Request) -> web.Response:
         job = await ops.get_job(conn, deps.schema, job_id)
     if job is None:
         raise ApiError(404, f"no job {job_id}")
-    return _json(job)
+    return json_response(job)
 
 
 async def _job_action(request: web.Request, action: str) -> web.Response:
@@ -348,7 +222,7 @@ async def _job_action(request: web.Request, action: str) -> web.Response:
     if not done:
         raise ApiError(409, f"job {job_id} is {job['state']}: cannot {action} it",
                        "retry: not available/executing; cancel: incomplete jobs only")  # fmt: skip
-    return _json({"id": job_id, "state": job["state"]})
+    return json_response({"id": job_id, "state": job["state"]})
 
 
 async def retry_job(request: web.Request) -> web.Response:
@@ -369,25 +243,25 @@ async def list_queues(request: web.Request) -> web.Response:
     deps = _deps(request)
     async with deps.pool.acquire() as conn:
         rows = await ops.list_queues(conn, deps.schema, _configured_queues(deps))
-    return _json({"queues": rows})
+    return json_response({"queues": rows})
 
 
 async def control_queue(request: web.Request) -> web.Response:
     deps, name, action = _deps(request), request.match_info["name"], request.match_info["action"]
-    body = await _body(request)
+    body = await read_body(request)
     if action == "scale":
-        _known(body, {"limit"})
-        limit = _field(body, "limit", int, "a positive integer (or null: the configured limit)")
+        reject_unknown(body, {"limit"})
+        limit = body_field(body, "limit", int, "a positive integer (or null: the configured limit)")
         if limit is not None and limit < 1:
             raise ApiError(400, f"limit must be at least 1, got {limit}")
         await ops.scale_queue(deps.pool, deps.schema, name, limit)
     else:
-        _known(body, set())
+        reject_unknown(body, set())
         pause = ops.pause_queue if action == "pause" else ops.resume_queue
         await pause(deps.pool, deps.schema, name)
     async with deps.pool.acquire() as conn:
         rows = await ops.list_queues(conn, deps.schema, _configured_queues(deps))
-    return _json(next(q for q in rows if q["name"] == name))
+    return json_response(next(q for q in rows if q["name"] == name))
 
 
 async def status(request: web.Request) -> web.Response:
@@ -400,7 +274,7 @@ async def status(request: web.Request) -> web.Response:
             "is_leader": bool(deps.engine.is_leader),
             "running": int(deps.engine.running),
         }
-    return _json(result)
+    return json_response(result)
 
 
 # -- app and server --------------------------------------------------------------------
@@ -410,7 +284,7 @@ def build_app(
     deps: AdminDeps, *, token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES
 ) -> web.Application:
     app = web.Application(
-        client_max_size=max_body_bytes, middlewares=[_errors_middleware, _auth_middleware(token)]
+        client_max_size=max_body_bytes, middlewares=[errors_middleware, auth_middleware(token)]
     )
     app[DEPS_KEY] = deps
     app[MAX_BODY_KEY] = max_body_bytes
