@@ -34,12 +34,12 @@ PEER_PACKAGES = {
 
 
 def engine_step(quick: bool) -> Coroutine[Any, Any, dict[str, Any]]:
-    argv = ["--n", "2000", "--repeats", "1"] if quick else ["--n", "10000", "--repeats", "3"]
+    argv = ["--n", "2000", "--repeats", "1"] if quick else ["--n", "20000", "--repeats", "3"]
     return engine.collect(engine.parse_args(argv))
 
 
 def trigger_step(quick: bool) -> Coroutine[Any, Any, dict[str, Any]]:
-    argv = ["--n", "1000", "--repeats", "1"] if quick else ["--n", "5000", "--repeats", "2"]
+    argv = ["--n", "1000", "--repeats", "1"] if quick else ["--n", "10000", "--repeats", "2"]
     return http_trigger.collect(http_trigger.parse_args(argv))
 
 
