@@ -23,7 +23,7 @@ from jobd import sdnotify
 from jobd.actions.http import HttpClient
 from jobd.admin import AdminDeps, AdminServer
 from jobd.config import load_config
-from jobd.db import create_pool
+from jobd.db import create_pool, describe_url
 from jobd.engine.config import EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.registry import WorkerRegistry
@@ -166,8 +166,6 @@ class Daemon:
 
     async def connect(self, url: str, spec: Spec) -> Any:
         """The pool; a DatabaseError naming where (never the password) when it fails."""
-        from jobd.commands.common import describe_url
-
         try:
             return await create_pool(url, min_size=2, max_size=pool_size(spec))
         except DatabaseError as exc:

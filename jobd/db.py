@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -28,6 +29,17 @@ APPLICATION_NAME = "jobd"
 _TRANSIENT_SQLSTATES = frozenset(
     {"40001", "40P01", "57P01", "57P02", "57P03", "55P03", "53300"}
 )
+
+
+def describe_url(url: str) -> str:
+    """host:port/database of a URL, never its password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost (Unix socket)"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{host}{port}{parts.path or ''}"
+    except ValueError:
+        return "(unparsable database.url)"
 
 
 def _dumps(value: Any) -> str:

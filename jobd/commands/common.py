@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -47,17 +46,6 @@ def load_spec(args: argparse.Namespace) -> Spec:
     return load_config(path)
 
 
-def describe_url(url: str) -> str:
-    """host:port/database of a URL, never its password."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "localhost (Unix socket)"
-        port = f":{parts.port}" if parts.port else ""
-        return f"{host}{port}{parts.path or ''}"
-    except ValueError:
-        return "(unparsable database.url)"
-
-
 @dataclass
 class Db:
     """An open pool on the configuration's database."""
@@ -70,7 +58,7 @@ class Db:
 @contextlib.asynccontextmanager
 async def database(spec: Spec) -> AsyncIterator[Db]:
     """A small pool on `database.url` (or the embedded server); DatabaseError when down."""
-    from jobd.db import init_connection
+    from jobd.db import describe_url, init_connection
 
     url: str = spec.database.url or ""
     embedded: Any = None
