@@ -163,10 +163,10 @@ async def measure_jobd(
     from jobd.actions.build import ActionServices
     from jobd.actions.http import HttpClient
     from jobd.config import load_config_text
-    from jobd.daemon import engine_config, pool_size
-    from jobd.db import create_pool
+    from jobd.daemon.supervisor import engine_config, pool_size
     from jobd.engine.engine import Engine
     from jobd.engine.registry import WorkerRegistry
+    from jobd.sql.db import create_pool
     from jobd.triggers.api import schedule_trigger
     from jobd.triggers.runtime import TriggerRuntime
 

@@ -22,13 +22,13 @@ import asyncpg
 
 from bench.harness.db import fresh_database, server_url
 from bench.runners.jobd_run import quiet_logs
-from jobd.db import create_pool
 from jobd.engine.config import EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.insert import insert_jobs
 from jobd.engine.jobs import JobSpec
 from jobd.engine.registry import WorkerRegistry
 from jobd.sql import queries
+from jobd.sql.db import create_pool
 from jobd.sql.migrate import migrate
 
 STATS = """SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,

@@ -35,8 +35,8 @@ from bench.harness import results
 from bench.harness.db import fresh_database, server_url, server_version
 from bench.harness.stats import summarize
 from jobd.config import load_config_text
-from jobd.db import create_pool
 from jobd.engine.registry import WorkerRegistry
+from jobd.sql.db import create_pool
 from jobd.sql.migrate import migrate
 from jobd.triggers.runtime import TriggerRuntime
 from jobd.triggers.scheduler import run_scheduler

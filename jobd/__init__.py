@@ -18,16 +18,16 @@ except PackageNotFoundError:  # running from a source tree without an install
 if TYPE_CHECKING:
     from jobd.actions.base import ActionContext
     from jobd.client import Client
-    from jobd.engine.jobs import Cancel, Discard, Snooze
+    from jobd.outcomes import Cancel, Discard, Snooze
 
 __all__ = ["ActionContext", "Cancel", "Client", "Discard", "Snooze", "__version__"]
 
 _LAZY = {
     "Client": "jobd.client",
     "ActionContext": "jobd.actions.base",
-    "Cancel": "jobd.engine.jobs",
-    "Discard": "jobd.engine.jobs",
-    "Snooze": "jobd.engine.jobs",
+    "Cancel": "jobd.outcomes",
+    "Discard": "jobd.outcomes",
+    "Snooze": "jobd.outcomes",
 }
 
 

@@ -7,53 +7,23 @@
         await conn.execute("UPDATE orders SET state = 'paid' WHERE id = $1", 42)
         await jobs.run_trigger("orders", "process", {"id": 42}, conn=conn)  # commits with it
 
-The client calls the SQL functions of migration 002 (`run_trigger`, `run_triggers`,
-`run_schedule`), which read the registry a running daemon keeps in sync with its
-configuration; so the jobs are exactly the daemon's own. `conn=` is any asyncpg
-connection (plain or from a pool); without it the client's small pool is used.
+The client calls jobd's SQL functions (`run_trigger`, `run_triggers`, `run_schedule`,
+through `jobd.sql.enqueue`), which read the registry that `jobd run` and `jobd migrate -c`
+keep in step with the configuration; so the jobs are exactly the daemon's own. `conn=` is
+any asyncpg connection (plain or from a pool); without it the client's small pool is used.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import asyncpg
 
-from jobd.errors import JobdError, UsageError
-from jobd.sql import queries
-
-
-class UnknownTrigger(UsageError):
-    """No such resource, trigger or scheduled action in the daemon's registry."""
-
-
-class RowNotFound(UsageError):
-    """run_trigger named a row that does not exist (in that tenant)."""
-
-
-def _error(exc: asyncpg.PostgresError) -> JobdError:
-    """The JobdError for an error raised by jobd's SQL functions (message and hint)."""
-    text = str(getattr(exc, "message", None) or exc)
-    hint = getattr(exc, "hint", None)
-    if hint:
-        text = f"{text} (hint: {hint})"
-    kinds: dict[str, type[JobdError]] = {
-        "42704": UnknownTrigger,
-        "P0002": RowNotFound,
-        "22023": UsageError,
-        "42P01": UsageError,
-    }
-    kind = kinds.get(getattr(exc, "sqlstate", "") or "", JobdError)
-    error = kind(text)
-    error.hint = hint  # type: ignore[attr-defined]
-    return error
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+from jobd.errors import JobdError, RowNotFound, UnknownTrigger, UsageError
+from jobd.sql import enqueue
+from jobd.sql.driver import Executor, Pool
 
 
 class Client:
@@ -63,13 +33,7 @@ class Client:
         self.dsn = dsn
         self.schema = schema
         self._max_size = max_size
-        self._pool: asyncpg.Pool | None = None
-        q = queries(schema)
-        self._sql = {
-            "trigger": q["client_run_trigger"],
-            "triggers": q["client_run_triggers"],
-            "schedule": q["client_run_schedule"],
-        }
+        self._pool: Pool | None = None
 
     @classmethod
     async def connect(cls, dsn: str, *, schema: str = "jobd") -> Client:
@@ -101,15 +65,12 @@ class Client:
     ) -> None:
         await self.close()
 
-    async def _call(self, query: str, conn: Any, *args: Any) -> Any:
-        try:
-            if conn is not None:
-                return await conn.fetchval(self._sql[query], *args)
-            if self._pool is None:
-                raise JobdError("the client is closed: use `async with Client(...)` or connect()")
-            return await self._pool.fetchval(self._sql[query], *args)
-        except asyncpg.PostgresError as exc:
-            raise _error(exc) from None
+    def _target(self, conn: Executor | None) -> Executor:
+        if conn is not None:
+            return conn
+        if self._pool is None:
+            raise JobdError("the client is closed: use `async with Client(...)` or connect()")
+        return self._pool
 
     async def run_trigger(
         self,
@@ -119,14 +80,15 @@ class Client:
         *,
         actor: Mapping[str, Any] | None = None,
         tenant: str | None = None,
-        conn: Any = None,
+        conn: Executor | None = None,
     ) -> int | None:
         """Enqueue the trigger's job for one row: its id, None when the row has one."""
         if primary_key is None:
             raise UsageError("primary_key is required (schedule_trigger runs the scheduler)")
-        args = (resource, trigger, _dumps(dict(primary_key)), _dumps(actor), tenant)
-        job_id: int | None = await self._call("trigger", conn, *args)
-        return job_id
+        return await enqueue.run_trigger(
+            self._target(conn), self.schema, resource, trigger, primary_key,
+            actor=actor, tenant=tenant,
+        )
 
     async def run_triggers(
         self,
@@ -136,13 +98,14 @@ class Client:
         *,
         actor: Mapping[str, Any] | None = None,
         tenant: str | None = None,
-        conn: Any = None,
+        conn: Executor | None = None,
     ) -> list[int]:
         """Enqueue many rows in one statement: the ids inserted (rows that already have a
         job, or do not exist, get none)."""
-        keys = _dumps([dict(k) for k in primary_keys])
-        ids = await self._call("triggers", conn, resource, trigger, keys, _dumps(actor), tenant)
-        return list(ids or [])
+        return await enqueue.run_triggers(
+            self._target(conn), self.schema, resource, trigger, primary_keys,
+            actor=actor, tenant=tenant,
+        )
 
     async def schedule_trigger(
         self,
@@ -150,13 +113,12 @@ class Client:
         trigger: str,
         *,
         actor: Mapping[str, Any] | None = None,
-        conn: Any = None,
+        conn: Executor | None = None,
     ) -> int | None:
         """Run the trigger's scheduler now; None when a scheduler job is already waiting."""
-        job_id: int | None = await self._call(
-            "trigger", conn, resource, trigger, None, _dumps(actor), None
+        return await enqueue.run_trigger(
+            self._target(conn), self.schema, resource, trigger, None, actor=actor
         )
-        return job_id
 
     async def schedule(
         self,
@@ -166,12 +128,13 @@ class Client:
         input: Mapping[str, Any] | None = None,
         actor: Mapping[str, Any] | None = None,
         tenant: str | None = None,
-        conn: Any = None,
+        conn: Executor | None = None,
     ) -> int:
         """Run a scheduled action now, `input` merged over its action_input."""
-        args = (resource, name, _dumps(input), _dumps(actor), tenant)
-        job_id: int = await self._call("schedule", conn, *args)
-        return job_id
+        return await enqueue.run_schedule(
+            self._target(conn), self.schema, resource, name, input=input, actor=actor,
+            tenant=tenant,
+        )
 
 
 __all__ = ["Client", "RowNotFound", "UnknownTrigger"]

@@ -6,6 +6,8 @@ happen; the CLI turns any `JobdError` into a message and an exit code, never a t
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -48,3 +50,31 @@ class ConfigError(JobdError):
 
 class DatabaseError(JobdError):
     """The database could not be reached or refused an operation jobd needed."""
+
+
+class RowNotFound(UsageError):
+    """A request named a row that does not exist (in the tenant given)."""
+
+
+class UnknownTrigger(UsageError):
+    """No such resource, trigger or scheduled action (or it is deleted)."""
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The choice `name` most likely meant: the same name in another case, else the
+    closest spelling (difflib, cutoff 0.6); None when nothing is close."""
+    known = list(choices)
+    same = [c for c in known if c.lower() == name.lower() and c != name]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(name, known, n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A hint for an unknown `name`: "did you mean 'x'?", else the known names."""
+    known = sorted(choices)
+    match = closest(name, known)
+    if match is not None:
+        return f"did you mean {match!r}?"
+    return f"known: {', '.join(known)}" if known else "none are defined"

@@ -48,14 +48,11 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
-def configure(
-    level: str = "info", fmt: LogFormat = "auto", stream: Any = None, *, metrics: bool = False
-) -> None:
+def configure(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> None:
     """Set up structlog for the process: JSON when not on a TTY (or asked for), else console.
 
-    With `metrics`, every event (debug ones too) first passes the metrics processor, which
-    turns events such as `job.complete` into Prometheus samples; the level filter comes
-    after it, so metrics do not depend on the log level.
+    Only events at `level` and above are written. Metrics do not depend on it: they
+    subscribe to `jobd.telemetry`, not to log lines.
     """
     out = stream or sys.stderr
     json_output = fmt == "json" or (fmt == "auto" and not out.isatty())
@@ -64,24 +61,18 @@ def configure(
         if json_output
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
-    observe: list[Any] = []
-    threshold = logging.getLevelNamesMapping()[level.upper()]
-    if metrics:
-        from jobd.metrics import default_metrics, drop_below
-
-        observe = [default_metrics().processor, drop_below(level)]
-        threshold = logging.DEBUG
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            *observe,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )

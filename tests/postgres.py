@@ -34,7 +34,7 @@ _embedded_handles: list[object] = []  # keeps the embedded server alive for the 
 
 
 def _embedded_url() -> str:
-    from jobd.embedded import start_embedded
+    from jobd.daemon.embedded import start_embedded
 
     url, handle = start_embedded(ROOT / ".jobd" / "test-pg")
     _embedded_handles.append(handle)

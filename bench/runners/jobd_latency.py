@@ -14,12 +14,12 @@ from typing import Any
 
 from bench.runners.jobd_run import quiet_logs
 from bench.runners.latency_common import LatencyArgs, Probes, remaining, run_main, summary
-from jobd.db import create_pool
 from jobd.engine.config import EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.insert import insert_jobs
 from jobd.engine.jobs import JobSpec
 from jobd.engine.registry import WorkerRegistry
+from jobd.sql.db import create_pool
 from jobd.sql.migrate import migrate
 
 LIMIT = 50

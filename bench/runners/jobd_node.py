@@ -14,10 +14,10 @@ import sys
 from typing import Any
 
 from bench.runners.jobd_run import quiet_logs
-from jobd.db import create_pool
 from jobd.engine.config import EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.registry import WorkerRegistry
+from jobd.sql.db import create_pool
 
 
 async def noop(job: Any, ctx: Any) -> None:

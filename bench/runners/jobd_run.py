@@ -3,7 +3,7 @@
 Schema: `jobd.sql.migrate.migrate` (untimed). Enqueue: `jobd.engine.insert.insert_jobs`, one
 `INSERT ... SELECT FROM unnest(...)` statement per `--insert-batch` jobs, each on its own
 pool connection in autocommit. Drain: one `Engine` (one queue `default`, `limit =
-concurrency`, `poll_interval_s = 0.1`) on a `jobd.db.create_pool` pool of `--pool-size`
+concurrency`, `poll_interval_s = 0.1`) on a `jobd.sql.db.create_pool` pool of `--pool-size`
 connections, with an async no-op worker. jobd KEEPS completed rows (state `completed`, until
 the pruner's retention). Done = N rows `completed`.
 
@@ -28,12 +28,12 @@ from bench.runners.common import (
     run_main,
     timed,
 )
-from jobd.db import create_pool
 from jobd.engine.config import EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.insert import insert_jobs
 from jobd.engine.jobs import JobSpec
 from jobd.engine.registry import WorkerRegistry
+from jobd.sql.db import create_pool
 from jobd.sql.migrate import migrate
 
 POLL_INTERVAL_S = 0.1
@@ -64,7 +64,7 @@ async def main(args: RunArgs) -> Result:
         drain_s=drain_s,
         rows_kept=await count(args.dsn, "SELECT count(*) FROM jobd.jobs"),
         notes={
-            "driver": f"asyncpg {version('asyncpg')} (jobd.db.create_pool)",
+            "driver": f"asyncpg {version('asyncpg')} (jobd.sql.db.create_pool)",
             "insert_api": "jobd.engine.insert.insert_jobs",
             "queue_limit": args.concurrency,
             "poll_interval_s": POLL_INTERVAL_S,

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jobd.engine.jobs import Job
+from jobd.outcomes import JobView
+from jobd.sql.driver import Connection
 
 
 @dataclass(slots=True)
@@ -18,9 +19,9 @@ class ActionContext:
     with the job's completion, or not at all.
     """
 
-    job: Job
+    job: JobView
     resource: str
-    conn: Any  # asyncpg connection, inside the job's transaction
+    conn: Connection  # inside the job's transaction
     log: Any  # a structlog logger bound with job_id, resource, trigger/schedule
     trigger: str | None = None
     schedule: str | None = None

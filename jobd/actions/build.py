@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ActionFailure",
     "ActionServices",
+    "Actions",
     "PermanentFailure",
     "RetryAfter",
     "RetryableFailure",
     "build_action",
-    "build_actions",
     "describe_error",
 ]
 
@@ -69,6 +69,15 @@ def build_action(
     raise JobdError(f"action {action.name!r} of resource {resource.name!r} has no usable kind")
 
 
-def build_actions(resource: model.Resource, services: ActionServices) -> dict[str, Action]:
-    """Every action of a resource, by name."""
-    return {name: build_action(resource, a, services) for name, a in resource.actions.items()}
+class Actions:
+    """Every action of a configuration, built once: `actions.get(resource, name)`."""
+
+    def __init__(self, spec: model.Spec, services: ActionServices) -> None:
+        self._built = {
+            (resource.name, name): build_action(resource, action, services)
+            for resource in spec.resources.values()
+            for name, action in resource.actions.items()
+        }
+
+    def get(self, resource: model.Resource, name: str) -> Action:
+        return self._built[(resource.name, name)]

@@ -51,7 +51,9 @@ from jobd.actions.templates import (
     render_url,
 )
 from jobd.actions.update import HttpResult
+from jobd.common.jsontext import json_text
 from jobd.errors import JobdError
+from jobd.telemetry import emit
 
 log = structlog.get_logger("jobd.actions")
 
@@ -110,16 +112,8 @@ class HttpClient:
         return self._session
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return str(value)  # Decimal, UUID, date, ...: their exact text
-
-
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=_json_default).encode()
+    return json_text(value).encode()
 
 
 def iso_utc(value: datetime) -> str:
@@ -252,11 +246,17 @@ class HttpCallAction:
             raise PermanentFailure(f"{self._where()}: {exc}", kind="template") from exc
         started = time.perf_counter()
         result = await self._send(url, headers, body)
-        log.debug(
-            "action.http", action=self.name, method=self.spec.method, host=self.host,
-            status=result["status"], job_id=ctx.job.id,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        )  # fmt: skip
+        emit(
+            "action.http",
+            {"duration_ms": round((time.perf_counter() - started) * 1000, 3)},
+            {
+                "action": self.name,
+                "method": self.spec.method,
+                "host": self.host,
+                "status": result["status"],
+                "job_id": ctx.job.id,
+            },
+        )
         return self._outcome(result)
 
     async def _send(self, url: str, headers: CIMultiDict[str], body: bytes) -> HttpResult:

@@ -27,6 +27,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
+from jobd.common.jsontext import json_text
 from jobd.errors import JobdError
 
 PATH_ROOTS = frozenset({"record", "primary_key", "actor", "input"})
@@ -126,7 +127,7 @@ def as_text(value: Any) -> str:
     if isinstance(value, bool | int | float) or value is None:
         return json.dumps(value)
     if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, separators=(",", ":"), default=str)
+        return json_text(value)
     return str(value)
 
 

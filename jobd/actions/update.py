@@ -23,27 +23,22 @@ without `lock_for_update`) raises `RowGone`, a failed attempt.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
 from jobd import model
+from jobd.common.jsontext import json_text
 from jobd.errors import JobdError
-from jobd.ident import quote_ident, quote_qualified
 from jobd.sql import queries
-from jobd.triggers.where import compile_expression, parse_expression
+from jobd.sql.ident import quote_ident, quote_qualified
+from jobd.where import compile_expression, parse_expression
 
 _ROW, _SET, _KEY = "jobd_row", "jobd_set", "jobd_key"
 
 
 class RowGone(JobdError):
     """The update matched no row: the job's row no longer exists."""
-
-
-def json_text(value: Any) -> str:
-    """JSON for bound values: datetimes, UUIDs and decimals as their text."""
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 class UpdateAction:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from jobd.config.durations import parse_duration_s
 from jobd.config.schema import defaults, definition
-from jobd.durations import parse_duration_s
 from jobd.model import (
     Action,
     ActorPersister,

@@ -17,8 +17,8 @@ from jobd.config.semantic import (
     check_tenants,
 )
 from jobd.config.yamlload import KeyPath
-from jobd.ident import is_identifier
 from jobd.model import Action, Resource, Schedule, Trigger
+from jobd.sql.ident import is_identifier
 
 Raw = Mapping[str, Any]
 

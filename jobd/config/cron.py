@@ -1,32 +1,15 @@
-"""Cron expressions as the configuration writes them (SPEC 1.3).
-
-Five fields (minute hour day month weekday), six with SECONDS FIRST, or a nickname
-(@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly). croniter reads six
-fields as seconds-first only with `second_at_beginning=True`; `cron_iter` is the one place
-that says so, so schedulers and `jobd check` read an expression the same way.
-"""
+"""Checking cron expressions as the configuration writes them (SPEC 1.3); how they are
+read is `jobd.common.cron`, shared with the engine's cron."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from croniter import CroniterError, croniter
+from croniter import CroniterError
 
-NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+from jobd.common.cron import NICKNAMES, cron_iter
+
 _CHECK_FROM = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def cron_iter(expression: str, start: datetime) -> Any:
-    """A croniter over `expression` from `start` (aware datetimes in, aware out)."""
-    fields = expression.split()
-    text = expression.strip()
-    return croniter(
-        text.lower() if text.startswith("@") else text,
-        start,
-        ret_type=datetime,
-        second_at_beginning=len(fields) == 6,
-    )
 
 
 def check_cron(expression: str) -> str | None:

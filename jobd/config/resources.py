@@ -21,9 +21,9 @@ from jobd.config.build import (
     optional_s,
     with_defaults,
 )
-from jobd.durations import parse_duration_s
-from jobd.ident import split_table_name
+from jobd.config.durations import parse_duration_s
 from jobd.model import Multitenancy, Resource, Schedule, TenantSource, Trigger, freeze_json
+from jobd.sql.ident import split_table_name
 
 Raw = Mapping[str, Any]
 

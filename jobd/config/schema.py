@@ -1,8 +1,9 @@
 """The JSON Schema of the configuration: the single source of truth for keys and defaults.
 
-The file ships inside the package (`jobd/jobd.schema.json`); `schema/jobd.schema.json` in
-the repository is a symlink to it for editors. Defaults the model applies are read from
-here (`defaults`), so the schema and the model cannot drift apart.
+The file ships inside the package, beside this loader (`jobd/config/jobd.schema.json`);
+`schema/jobd.schema.json` in the repository is a symlink to it for editors. Defaults the
+model applies are read from here (`defaults`), so the schema and the model cannot drift
+apart.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ SCHEMA_FILE = "jobd.schema.json"
 @cache
 def schema_text() -> str:
     """The schema file as shipped (what `jobd schema` prints)."""
-    return resources.files("jobd").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
 
 
 def schema() -> dict[str, Any]:

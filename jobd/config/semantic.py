@@ -19,9 +19,9 @@ from pglast.visitors import Visitor
 
 from jobd.config.cron import check_cron
 from jobd.config.yamlload import KeyPath
-from jobd.ident import is_identifier
 from jobd.model import ActorPersister, SortKey, TenantSource
-from jobd.triggers.where import check_expression
+from jobd.sql.ident import is_identifier
+from jobd.where import check_expression
 
 Finding = tuple[KeyPath, bool, str]  # (path, locate at the key, message)
 

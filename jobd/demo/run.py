@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from jobd.daemon import Daemon, Generation
+from jobd.daemon.supervisor import Daemon, Generation
 from jobd.model import Spec
 
 log = structlog.get_logger("jobd.demo")

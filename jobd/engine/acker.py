@@ -19,22 +19,21 @@ from typing import Any
 
 import structlog
 
-from jobd.db import backoff_s, is_transient
-from jobd.engine.jobs import Job
+from jobd.engine.events import emit_job_ended, emit_lost, emit_outcome
+from jobd.engine.jobs import Job, JobState, OutcomeKind
 from jobd.sql import queries
+from jobd.sql.db import backoff_s, is_transient
+from jobd.sql.driver import Connection, Pool
 
 log = structlog.get_logger("jobd.engine")
-
-# Outcome kinds other than completion.
-RETRY, DISCARD, CANCEL, SNOOZE, RELEASE = "retry", "discard", "cancel", "snooze", "release"
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A non-completion outcome: `detail` is the error entry (retry, discard, cancel) and
-    `delay_s` the seconds until the job runs again (retry, snooze)."""
+    """A non-completion outcome: `detail` is the error entry (retried, discarded,
+    cancelled) and `delay_s` the seconds until the job runs again (retried, snoozed)."""
 
-    kind: str
+    kind: OutcomeKind
     job: Job
     detail: dict[str, Any] | None = None
     delay_s: float = 0.0
@@ -50,13 +49,13 @@ class Acker:
 
     def __init__(
         self,
-        pool: Any,
+        pool: Pool,
         schema: str,
         node_id: str,
         *,
         batch_max: int = 1000,
         delay_s: float = 0.002,
-        on_flush: Callable[[dict[str, int]], None] | None = None,
+        on_flush: Callable[[dict[OutcomeKind, int]], None] | None = None,
     ) -> None:
         self.pool = pool
         self.node_id = node_id
@@ -64,10 +63,6 @@ class Acker:
         self.delay_s = delay_s
         self.on_flush = on_flush  # called with counts per outcome after each flush
         self._q = queries(schema)
-        # A logger resolved now, not the module's lazy proxy, which builds a new bound
-        # logger on every call (measured: the biggest per-job cost in the engine). Built
-        # with the engine, so it follows the logging configuration of that moment.
-        self._log = structlog.get_logger("jobd.engine").bind()
         self._completions: list[Completion] = []
         self._outcomes: list[Outcome] = []
         self._pending = asyncio.Event()
@@ -117,7 +112,12 @@ class Acker:
     def confirm(self, batch: list[Completion], done: set[int]) -> None:
         """The completions of `batch` were written (those in `done` passed the fence)."""
         self._in_flight -= len(batch)
-        _log_completions(self._log, batch, done)
+        for job_id, attempt, queue, worker, duration_ms in batch:
+            if job_id in done:
+                emit_job_ended(OutcomeKind.COMPLETED, job_id, queue, worker, attempt,
+                               {"duration_ms": duration_ms})
+            else:
+                emit_lost(job_id, queue, worker, attempt, OutcomeKind.COMPLETED)
         if not self._completions and not self._outcomes and not self._in_flight:
             self._idle.set()
 
@@ -157,13 +157,13 @@ class Acker:
         """Until everything recorded so far is written."""
         await self._idle.wait()
 
-    async def flush_once(self) -> dict[str, int]:
+    async def flush_once(self) -> dict[OutcomeKind, int]:
         """Write one batch of completions and all other outcomes recorded so far.
 
         Completions are taken out of the queue before the write, exactly as a producer's
         fetch statement takes them (`take_completions`), so the two can never write the
         same completion or drop one the other took; a failed write gives them back."""
-        counts: dict[str, int] = {}
+        counts: dict[OutcomeKind, int] = {}
         outcomes = list(self._outcomes)
         if not self._completions and not outcomes:
             return counts
@@ -181,7 +181,7 @@ class Acker:
                     self.give_back(batch)
                     raise
                 self.confirm(batch, {row[0] for row in rows})
-                counts["completed"] = len(batch)
+                counts[OutcomeKind.COMPLETED] = len(batch)
             for outcome in outcomes:
                 await self._write_outcome(conn, outcome)
                 self._outcomes.remove(outcome)
@@ -190,67 +190,20 @@ class Acker:
             self.on_flush(counts)
         return counts
 
-    async def _write_outcome(self, conn: Any, o: Outcome) -> None:
+    async def _write_outcome(self, conn: Connection, o: Outcome) -> None:
         job, q, node = o.job, self._q, self.node_id
-        if o.kind in (RETRY, DISCARD):
-            state = "retryable" if o.kind == RETRY else "discarded"
+        if o.kind in (OutcomeKind.RETRIED, OutcomeKind.DISCARDED):
+            state = JobState.RETRYABLE if o.kind == OutcomeKind.RETRIED else JobState.DISCARDED
             row = await conn.fetchval(
                 q["ack_error"], job.id, job.attempt, node, o.delay_s, state, o.detail
             )
-        elif o.kind == CANCEL:
+        elif o.kind == OutcomeKind.CANCELLED:
             row = await conn.fetchval(q["ack_cancel"], job.id, job.attempt, node, o.detail)
-        elif o.kind == SNOOZE:
+        elif o.kind == OutcomeKind.SNOOZED:
             row = await conn.fetchval(q["ack_snooze"], job.id, job.attempt, node, o.delay_s)
         else:
             row = await conn.fetchval(q["release_jobs"], [job.id], [job.attempt], node)
         if row is None:
-            _lost(job.id, job.attempt, job.queue, job.worker, o.kind)
+            emit_lost(job.id, job.queue, job.worker, job.attempt, o.kind)
         else:
-            _log_outcome(o)
-
-
-def _log_completions(logger: Any, batch: list[Completion], done: set[int]) -> None:
-    for job_id, attempt, queue, worker, duration_ms in batch:
-        if job_id in done:
-            logger.info(
-                "job.complete",
-                job_id=job_id,
-                queue=queue,
-                worker=worker,
-                attempt=attempt,
-                duration_ms=duration_ms,
-            )
-        else:
-            _lost(job_id, attempt, queue, worker, "complete")
-
-
-def _lost(job_id: int, attempt: int, queue: str, worker: str, kind: str) -> None:
-    log.warning(
-        "job.ack_lost",
-        job_id=job_id,
-        queue=queue,
-        worker=worker,
-        attempt=attempt,
-        outcome=kind,
-        reason="claim lost (job rescued or changed meanwhile); outcome not written",
-    )
-
-
-def _log_outcome(o: Outcome) -> None:
-    job = o.job
-    keys: dict[str, Any] = {
-        "job_id": job.id,
-        "queue": job.queue,
-        "worker": job.worker,
-        "attempt": job.attempt,
-    }
-    if o.kind == RETRY:
-        log.info("job.retry", **keys, retry_in_s=round(o.delay_s, 3))
-    elif o.kind == DISCARD:
-        log.error("job.discard", **keys, error=(o.detail or {}).get("error"))
-    elif o.kind == CANCEL:
-        log.info("job.cancel", **keys, reason=(o.detail or {}).get("error"))
-    elif o.kind == SNOOZE:
-        log.info("job.snooze", **keys, snooze_s=o.delay_s)
-    else:
-        log.info("job.release", **keys)
+            emit_outcome(o.kind, job, o.delay_s, (o.detail or {}).get("error"))

@@ -4,40 +4,40 @@ together, or not at all)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from jobd.engine.jobs import ClaimLost, Job, OutcomeKind
 from jobd.sql import queries
-
-if TYPE_CHECKING:
-    from jobd.engine.jobs import Job
+from jobd.sql.driver import Connection, Pool
 
 
 class JobContext:
     """Handed to every worker call with the job.
 
     `complete_in(conn)` completes the job on the caller's connection (in the caller's
-    transaction); it returns False when the claim was lost (the job was rescued and claimed
-    again), and the caller must then roll back. `discard_in(conn, error)` does the same for
-    a discard. A worker that returns normally without calling either has its job completed
-    by the engine (batched). Call them last, just before the commit: if the commit fails,
-    the exception wins and the engine records a failed attempt.
+    transaction); `discard_in(conn, error)` discards it. Both raise `ClaimLost` when the
+    claim was lost (the job was rescued and claimed again, or cancelled): the caller's
+    transaction must then roll back, which raising out of it does. A worker that returns
+    normally without calling either has its job completed by the engine (batched). Call
+    them last, just before the commit: if the commit fails, the exception wins and the
+    engine records a failed attempt.
     """
 
     __slots__ = ("ended", "job", "node_id", "pool", "schema")
 
-    def __init__(self, job: Job, node_id: str, pool: Any, schema: str = "jobd") -> None:
+    def __init__(self, job: Job, node_id: str, pool: Pool, schema: str = "jobd") -> None:
         self.job = job
         self.node_id = node_id
         self.pool = pool
         self.schema = schema
-        self.ended: str | None = None  # "completed" / "discarded" once the worker ended it
+        self.ended: OutcomeKind | None = None  # set once the worker ended the job itself
 
     @property
     def completed(self) -> bool:
         """True once `complete_in` succeeded (the engine then does not ack again)."""
-        return self.ended == "completed"
+        return self.ended in (OutcomeKind.COMPLETED, OutcomeKind.HANDLED)
 
-    async def complete_in(self, conn: Any, error: dict[str, Any] | None = None) -> bool:
+    async def complete_in(self, conn: Connection, error: dict[str, Any] | None = None) -> None:
         """The fenced completion of this attempt, executed on `conn`; `error` is kept in
         the job's errors (a failure that a follow-up handled, e.g. a trigger's on_error)."""
         row = await conn.fetchval(
@@ -47,10 +47,9 @@ class JobContext:
             self.node_id,
             error,
         )
-        self.ended = "completed" if row is not None else None
-        return row is not None
+        self._ended(row is not None, OutcomeKind.HANDLED if error else OutcomeKind.COMPLETED)
 
-    async def discard_in(self, conn: Any, error: dict[str, Any]) -> bool:
+    async def discard_in(self, conn: Connection, error: dict[str, Any]) -> None:
         """The fenced discard of this attempt on `conn`, recording `error`."""
         row = await conn.fetchval(
             queries(self.schema)["ack_error"],
@@ -61,5 +60,11 @@ class JobContext:
             "discarded",
             error,
         )
-        self.ended = "discarded" if row is not None else None
-        return row is not None
+        self._ended(row is not None, OutcomeKind.DISCARDED)
+
+    def _ended(self, written: bool, kind: OutcomeKind) -> None:
+        if not written:
+            self.ended = None
+            job = self.job
+            raise ClaimLost(f"job {job.id} attempt {job.attempt}: claim lost, rolled back")
+        self.ended = kind

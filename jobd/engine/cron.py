@@ -26,17 +26,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from croniter import croniter
 
+from jobd.common.cron import cron_iter
 from jobd.engine.config import CronEntry, EngineConfig
 from jobd.engine.insert import insert_jobs
 from jobd.engine.jobs import JobSpec
 from jobd.errors import JobdError
 from jobd.sql import queries
+from jobd.sql.driver import Connection
 
 log = structlog.get_logger("jobd.engine")
 
@@ -51,9 +51,6 @@ class CronError(JobdError):
     exit_code = 2
 
 
-def _iter(expression: str, tz_name: str, start: datetime) -> Any:
-    six_fields = len(expression.split()) == 6
-    return croniter(expression, start.astimezone(ZoneInfo(tz_name)), second_at_beginning=six_fields)
 
 
 def validate_entry(entry: CronEntry) -> None:
@@ -66,14 +63,14 @@ def validate_entry(entry: CronEntry) -> None:
     if not (entry.expression.startswith("@") or len(fields) in (5, 6)):
         raise CronError(f"cron {entry.name!r}: expected 5 or 6 fields: {entry.expression!r}")
     try:
-        _iter(entry.expression, entry.timezone, datetime.now(UTC))
+        cron_iter(entry.expression, datetime.now(UTC), entry.timezone)
     except (ValueError, KeyError) as exc:  # croniter's errors derive from ValueError
         raise CronError(f"cron {entry.name!r}: {exc}") from exc
 
 
 def _every_hour(expression: str) -> bool:
     """True when the hour field matches every hour (then a repeated DST hour runs twice)."""
-    hours = _iter(expression, "UTC", datetime.now(UTC)).expanded[1]
+    hours = cron_iter(expression, datetime.now(UTC), "UTC").expanded[1]
     return hours == ["*"] or len(hours) == 24
 
 
@@ -89,7 +86,7 @@ def ticks_between(
 
     A daily-style entry runs once when clocks fall back (the repeated wall-clock time is
     skipped); an entry that fires every hour runs in both hours."""
-    it = _iter(expression, tz_name, after)
+    it = cron_iter(expression, after, tz_name)
     keep_repeats = _every_hour(expression)
     found: list[datetime] = []
     while len(found) < limit:
@@ -103,7 +100,7 @@ def ticks_between(
 
 def latest_tick(expression: str, tz_name: str, at: datetime) -> datetime | None:
     """The newest tick at or before `at` (UTC), None if there is none."""
-    it = _iter(expression, tz_name, at + _TINY)
+    it = cron_iter(expression, at + _TINY, tz_name)
     keep_repeats = _every_hour(expression)
     for _ in range(4):  # at most one repeated time in a row is skipped
         try:
@@ -151,7 +148,7 @@ def next_delay_s(entries: Sequence[CronEntry], now: datetime) -> float:
     """Seconds from `now` to the next tick of any entry (at most `MAX_SLEEP_S`)."""
     delay_s = MAX_SLEEP_S
     for entry in entries:
-        nxt: datetime = _iter(entry.expression, entry.timezone, now).get_next(datetime)
+        nxt: datetime = cron_iter(entry.expression, now, entry.timezone).get_next(datetime)
         delay_s = min(delay_s, (nxt - now).total_seconds())
     return max(delay_s, 0.0)
 
@@ -171,7 +168,7 @@ def tick_spec(entry: CronEntry, tick: datetime) -> JobSpec:
     return dataclasses.replace(entry.job, meta=meta, scheduled_at=None)
 
 
-async def cron_once(conn: Any, config: EngineConfig, now: datetime) -> int:
+async def cron_once(conn: Connection, config: EngineConfig, now: datetime) -> int:
     """Enqueue every entry's due ticks as of `now` (database time); returns jobs inserted."""
     total = 0
     for entry in config.crons:
@@ -179,7 +176,9 @@ async def cron_once(conn: Any, config: EngineConfig, now: datetime) -> int:
     return total
 
 
-async def _tick_entry(conn: Any, config: EngineConfig, entry: CronEntry, now: datetime) -> int:
+async def _tick_entry(
+    conn: Connection, config: EngineConfig, entry: CronEntry, now: datetime
+) -> int:
     q = queries(config.schema)
     async with conn.transaction():
         await conn.execute(q["cron_ledger_init"], entry.name, now)

@@ -11,42 +11,40 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 from jobd.engine.acker import Acker
 from jobd.engine.config import new_node_id
 from jobd.engine.context import JobContext
+from jobd.engine.jobs import OutcomeKind
 from jobd.engine.producer import execute, hand_over, job_from_row
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import JobdError
 from jobd.sql import queries
+from jobd.sql.driver import Pool
 
-# Acker outcome kinds -> the keys drain reports.
-_KEYS = {
-    "completed": "completed",
-    "retry": "retried",
-    "discard": "discarded",
-    "cancel": "cancelled",
-    "snooze": "snoozed",
-    "release": "released",
-}
+# What drain reports: each kind of outcome, a handled failure counted with the completed
+# (its job is completed); releases do not happen in a drain.
+REPORTED = (
+    OutcomeKind.COMPLETED, OutcomeKind.RETRIED, OutcomeKind.DISCARDED,
+    OutcomeKind.CANCELLED, OutcomeKind.SNOOZED,
+)
 
 
 async def drain(
-    pool: Any,
+    pool: Pool,
     registry: WorkerRegistry,
     *,
     schema: str = "jobd",
     queues: Sequence[str] | None = None,
     timeout_s: float = 30.0,
     batch: int = 100,
-) -> dict[str, int]:
+) -> dict[OutcomeKind, int]:
     """Run jobs of `queues` (None = all) until none is available; returns counts by
     outcome: completed, retried, discarded, cancelled, snoozed."""
     q = queries(schema)
     node_id = new_node_id("drain")
     acker = Acker(pool, schema, node_id, delay_s=0)
-    counts: Counter[str] = Counter()
+    counts: Counter[OutcomeKind] = Counter()
     deadline = time.monotonic() + timeout_s
     wanted = list(queues) if queues is not None else None
     while True:
@@ -69,6 +67,6 @@ async def drain(
             for result in results:
                 hand_over(acker, result)
             while acker.backlog:
-                for kind, n in (await acker.flush_once()).items():
-                    counts[_KEYS.get(kind, kind)] += n
-    return {key: counts.get(key, 0) for key in _KEYS.values() if key != "released"}
+                counts.update(await acker.flush_once())
+    counts[OutcomeKind.COMPLETED] += counts.pop(OutcomeKind.HANDLED, 0)
+    return {kind: counts.get(kind, 0) for kind in REPORTED}

@@ -18,16 +18,20 @@ from typing import Any
 
 import structlog
 
-from jobd.db import retrying
 from jobd.engine import queues
 from jobd.engine.acker import Acker
 from jobd.engine.config import EngineConfig, new_node_id
 from jobd.engine.insert import INSERT_CHANNEL, SIGNAL_CHANNEL, channel, insert_jobs
-from jobd.engine.jobs import JobSpec
+from jobd.engine.jobs import JobSpec, OutcomeKind
+from jobd.engine.leader import Leader
+from jobd.engine.nodes import Heartbeat
 from jobd.engine.notifier import Notifier
 from jobd.engine.producer import Producer
 from jobd.engine.registry import WorkerRegistry
+from jobd.engine.services import LeaderServices
 from jobd.errors import JobdError
+from jobd.sql.db import retrying
+from jobd.sql.driver import Connection, Pool, Record
 
 log = structlog.get_logger("jobd.engine")
 
@@ -45,7 +49,7 @@ class Engine:
 
     def __init__(
         self,
-        pool: Any,
+        pool: Pool,
         config: EngineConfig,
         registry: WorkerRegistry,
         *,
@@ -74,8 +78,8 @@ class Engine:
         self._stopping = False
         self._refresh: asyncio.Task[None] | None = None
         self._refresh_again = False
-        self._heartbeat: Any = None
-        self._leader: Any = None
+        self._heartbeat: Heartbeat | None = None
+        self._leader: Leader | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -84,9 +88,8 @@ class Engine:
         if self._started:
             raise JobdError("engine already started")
         self._started = True
-        nodes, leader, services = _leader_parts()
         cfg = self.config
-        self._heartbeat = nodes.Heartbeat(self.pool, cfg, self.node_id)
+        self._heartbeat = Heartbeat(self.pool, cfg, self.node_id)
         await retrying(self._heartbeat.register)
         rows = await retrying(self._read_rows)
         for qcfg in cfg.queues:
@@ -101,8 +104,8 @@ class Engine:
                 poll_interval_s=cfg.poll_interval_s,
             )
             self.producers[qcfg.name].paused_workers = self.paused_workers
-        self._leader = leader.Leader(self.pool, cfg, self.node_id)
-        lead_services = services.LeaderServices(self.pool, cfg, self._leader)
+        self._leader = Leader(self.pool, cfg, self.node_id)
+        lead_services = LeaderServices(self.pool, cfg, self._leader)
         self._spawn("acker", self.acker.run())
         self._spawn("notifier", self.notifier.run())
         self._spawn("heartbeat", self._heartbeat.run(self._stop))
@@ -155,6 +158,11 @@ class Engine:
         await self.stop()
 
     @property
+    def is_running(self) -> bool:
+        """Started and not stopped (readiness asks this)."""
+        return self._started and not self._stopped.is_set()
+
+    @property
     def is_leader(self) -> bool:
         return bool(self._leader is not None and self._leader.is_leader)
 
@@ -165,7 +173,7 @@ class Engine:
 
     # -- API -------------------------------------------------------------------------------
 
-    async def insert(self, specs: Sequence[JobSpec], conn: Any = None) -> list[int]:
+    async def insert(self, specs: Sequence[JobSpec], conn: Connection | None = None) -> list[int]:
         """Insert jobs (on `conn`, in its transaction, when given)."""
         if conn is not None:
             return await insert_jobs(conn, specs, schema=self.config.schema)
@@ -219,7 +227,7 @@ class Engine:
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _read_rows(self) -> dict[str, Any]:
+    async def _read_rows(self) -> dict[str, Record]:
         async with self.pool.acquire() as conn:
             return await queues.read_rows(conn, self.config.schema)
 
@@ -288,7 +296,7 @@ class Engine:
             self._refresh_again = False
             await _logged(self.refresh_queues(), "queue.refresh_failed")
 
-    def _on_flush(self, counts: dict[str, int]) -> None:
+    def _on_flush(self, counts: dict[OutcomeKind, int]) -> None:
         # Acks free cluster-wide capacity that global-limited producers count.
         for producer in self.producers.values():
             if producer.state.global_limit is not None:
@@ -301,11 +309,3 @@ async def _logged(coro: Coroutine[Any, Any, Any], event: str) -> None:
     except Exception as exc:
         log.warning(event, error=repr(exc))
 
-
-def _leader_parts() -> tuple[Any, Any, Any]:
-    """The leader helper's modules, imported late so the core stands on its own."""
-    try:
-        from jobd.engine import leader, nodes, services
-    except ImportError as exc:  # pragma: no cover - only while the tree is incomplete
-        raise JobdError(f"engine leader parts unavailable: {exc}") from exc
-    return nodes, leader, services

@@ -6,12 +6,13 @@ when there is one: the jobs (and their notification) commit or roll back with it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from jobd.common.jsontext import json_text
 from jobd.engine.jobs import JobSpec
 from jobd.sql import queries
+from jobd.sql.driver import Connection
 
 INSERT_CHANNEL = "jobd_insert"
 SIGNAL_CHANNEL = "jobd_signal"
@@ -23,10 +24,6 @@ def channel(schema: str, base: str) -> str:
     return base if schema == "jobd" else f"{schema}_{base}"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
 def _columns(specs: Sequence[JobSpec]) -> list[list[Any]]:
     """The specs as the ten column arrays `insert_jobs` unnests (JSON already encoded)."""
     cols: list[list[Any]] = [[] for _ in range(10)]
@@ -34,19 +31,19 @@ def _columns(specs: Sequence[JobSpec]) -> list[list[Any]]:
     for spec in specs:
         worker.append(spec.worker)
         queue.append(spec.queue)
-        args.append(_dumps(spec.args) if spec.args else "{}")
-        meta.append(_dumps(spec.meta) if spec.meta else "{}")
-        tags.append(_dumps(list(spec.tags)) if spec.tags else None)
+        args.append(json_text(spec.args) if spec.args else "{}")
+        meta.append(json_text(spec.meta) if spec.meta else "{}")
+        tags.append(json_text(list(spec.tags)) if spec.tags else None)
         prio.append(spec.priority)
         max_att.append(spec.max_attempts)
         sched.append(spec.scheduled_at)
         key.append(spec.uniq_key)
-        hold.append(_dumps(spec.uniq_hold) if spec.uniq_hold else "{}")
+        hold.append(json_text(spec.uniq_hold) if spec.uniq_hold else "{}")
     return cols
 
 
 async def insert_jobs(
-    conn: Any, specs: Sequence[JobSpec], *, schema: str = "jobd", notify: bool = True
+    conn: Connection, specs: Sequence[JobSpec], *, schema: str = "jobd", notify: bool = True
 ) -> list[int]:
     """Insert `specs` in one statement; returns the ids inserted (unique-key conflicts are
     skipped, so a conflicting spec has no id). Jobs with `scheduled_at` in the future are
@@ -64,4 +61,4 @@ async def insert_jobs(
 
 def signal_payload(**fields: Any) -> str:
     """A `jobd_signal` payload: compact JSON."""
-    return json.dumps(fields, separators=(",", ":"))
+    return json_text(fields)

@@ -1,4 +1,4 @@
-"""Job records, states, and the outcomes a worker can ask for by raising."""
+"""Job records and the engine's vocabulary: job states, outcome kinds, a lost claim."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from jobd.engine.context import JobContext as JobContext  # defined there, named here too
+from jobd.errors import JobdError
 
 
 class JobState(StrEnum):
@@ -22,10 +22,25 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
 
 
-INCOMPLETE_STATES = frozenset(
-    {JobState.AVAILABLE, JobState.SCHEDULED, JobState.EXECUTING, JobState.RETRYABLE}
-)
 TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.DISCARDED, JobState.CANCELLED})
+
+
+class OutcomeKind(StrEnum):
+    """How one attempt ended, as counted by drains, telemetry and metrics."""
+
+    COMPLETED = "completed"
+    HANDLED = "handled"  # failed for good, handled by a follow-up (on_error); completed
+    RETRIED = "retried"  # failed, another attempt follows after a backoff
+    DISCARDED = "discarded"
+    CANCELLED = "cancelled"
+    SNOOZED = "snoozed"  # runs again later without using up an attempt
+    RELEASED = "released"  # cut short by a graceful stop, back to available
+    RESCUED = "rescued"  # its node died; the lifeline made it available again
+
+
+class ClaimLost(JobdError):
+    """This attempt's claim on its job is gone (the job was rescued and claimed again, or
+    cancelled): nothing it wrote may commit, and its outcome is not recorded."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +63,8 @@ class JobSpec:
 
 @dataclass(slots=True, eq=False)
 class Job:
-    """A job as a worker sees it (a claimed row of the jobs table). Treat it as read-only.
+    """A job as a worker sees it (a claimed row of the jobs table). Treat it as read-only;
+    it satisfies `jobd.outcomes.JobView`.
 
     Not a frozen dataclass on purpose: one is built per claimed row, and a frozen
     dataclass's __init__ costs about 1.5 us more (measured), a few percent of the engine's
@@ -69,31 +85,3 @@ class Job:
     attempted_by: str | None
     errors: list[dict[str, Any]] = field(default_factory=list)
     state: JobState = JobState.EXECUTING
-
-
-class JobOutcome(Exception):
-    """Base of the outcomes a worker raises to end an attempt other than by success."""
-
-
-class Snooze(JobOutcome):
-    """Run the job again after `seconds`, without using up an attempt."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"snoozed for {seconds}s")
-        self.seconds = float(seconds)
-
-
-class Cancel(JobOutcome):
-    """End the job as cancelled; it will not run again."""
-
-    def __init__(self, reason: str = "cancelled") -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Discard(JobOutcome):
-    """End the job as discarded (failed for good) without further attempts."""
-
-    def __init__(self, reason: str = "discarded") -> None:
-        super().__init__(reason)
-        self.reason = reason

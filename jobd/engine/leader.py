@@ -24,15 +24,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 import structlog
 
-from jobd.db import connect_like
 from jobd.engine.config import EngineConfig
-from jobd.engine.nodes import DB_ERRORS, jittered, sleep_or_stop
+from jobd.engine.timing import jittered, sleep_or_stop
 from jobd.sql import queries
+from jobd.sql.db import DB_ERRORS, connect_like
+from jobd.sql.driver import Connection, Pool
+from jobd.telemetry import EMPTY, emit
 
 log = structlog.get_logger("jobd.engine")
 
@@ -45,7 +46,7 @@ _RELINQUISH_TIMEOUT_S = 1.0
 class Leader:
     """Acquires, renews and releases the cluster's leader lease for one node."""
 
-    def __init__(self, pool: asyncpg.Pool, config: EngineConfig, node_id: str) -> None:
+    def __init__(self, pool: Pool, config: EngineConfig, node_id: str) -> None:
         self.pool = pool
         self.config = config
         self.node_id = node_id
@@ -53,7 +54,7 @@ class Leader:
         self._leading = False
         self._deadline = 0.0  # monotonic time after which our lease may have expired
         self._changed = asyncio.Event()
-        self._conn: Any = None  # the dedicated lease connection
+        self._conn: Connection | None = None  # the dedicated lease connection
         self.on_change: list[Callable[[bool], None]] = []
 
     @property
@@ -101,9 +102,9 @@ class Leader:
         try:
             async with asyncio.timeout(max(timeout_s, 0.001)):
                 conn = await self._lease_conn()
-                row: Any = await conn.fetchrow(
-                    self._queries["leader_acquire"], self.node_id, lease_s
-                )
+                row = await conn.fetchrow(self._queries["leader_acquire"], self.node_id, lease_s)
+                if row is None:  # the upsert always returns its row
+                    raise asyncpg.InterfaceError("the lease query returned no row")
         except DB_ERRORS as exc:
             await self._drop_conn()
             if self._leading:
@@ -125,7 +126,7 @@ class Leader:
             follow_s = min(follow_s, max(remaining_s, 0.0) + _EXPIRY_SLACK_S)
         return jittered(follow_s)
 
-    async def _lease_conn(self) -> Any:
+    async def _lease_conn(self) -> Connection:
         conn = self._conn
         if conn is not None and not conn.is_closed():
             return conn
@@ -156,11 +157,10 @@ class Leader:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         if leading:
-            log.info("leader.elected", node_id=self.node_id)
-        elif error is None:
-            log.info("leader.resigned", node_id=self.node_id, reason=reason)
+            emit("leader.elected", EMPTY, {"node_id": self.node_id})
         else:
-            log.warning("leader.resigned", node_id=self.node_id, reason=reason, error=error)
+            extra = {} if error is None else {"error": error}
+            emit("leader.resigned", EMPTY, {"node_id": self.node_id, "reason": reason, **extra})
         for callback in list(self.on_change):
             callback(leading)
 

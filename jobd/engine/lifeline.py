@@ -11,12 +11,14 @@ node holds no executing job its row is deleted (a node that was only slow re-reg
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
 from jobd.engine.config import EngineConfig
+from jobd.engine.events import emit_job_ended
+from jobd.engine.jobs import OutcomeKind
 from jobd.sql import queries
+from jobd.sql.driver import Connection
 
 log = structlog.get_logger("jobd.engine")
 
@@ -31,7 +33,7 @@ def dead_cutoff(config: EngineConfig, now: datetime) -> datetime:
 
 
 async def lifeline_once(
-    conn: Any, config: EngineConfig, now: datetime, *, batch: int = RESCUE_BATCH
+    conn: Connection, config: EngineConfig, now: datetime, *, batch: int = RESCUE_BATCH
 ) -> int:
     """Rescue orphaned jobs and delete dead nodes as of `now`; returns jobs rescued."""
     q = queries(config.schema)
@@ -40,15 +42,10 @@ async def lifeline_once(
     for _ in range(MAX_BATCHES):
         rows = await conn.fetch(q["lifeline_rescue"], cutoff, batch, now)
         for row in rows:
-            event = "job.discard" if row["state"] == "discarded" else "job.rescue"
-            log.info(
-                event,
-                job_id=row["id"],
-                queue=row["queue"],
-                worker=row["worker"],
-                attempt=row["attempt"],
-                node_id=row["attempted_by"],
-                reason="rescued",
+            kind = OutcomeKind.DISCARDED if row["state"] == "discarded" else OutcomeKind.RESCUED
+            emit_job_ended(
+                kind, row["id"], row["queue"], row["worker"], row["attempt"],
+                extra={"node_id": row["attempted_by"], "reason": "rescued"},
             )
         total += len(rows)
         if rows:

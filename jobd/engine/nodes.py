@@ -4,56 +4,27 @@ The lifeline (a leader service) treats a node whose heartbeat is older than thre
 intervals as dead and rescues its executing jobs, so a beat that fails is only logged and
 retried: the row ages, it is not deleted. A node whose row vanished (declared dead while it
 was merely slow) puts it back on the next beat.
-
-Also home of the two timing helpers every leader-side loop uses: `jittered` and
-`sleep_or_stop` (every timer has jitter; every wait can be interrupted by shutdown).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
-from typing import Any
 
-import asyncpg
 import structlog
 
 from jobd.engine.config import EngineConfig
+from jobd.engine.timing import jittered, sleep_or_stop
 from jobd.sql import queries
+from jobd.sql.db import DB_ERRORS
+from jobd.sql.driver import Pool, Record
 
 log = structlog.get_logger("jobd.engine")
-
-# Errors a database round trip can raise that a background loop survives (logged, retried).
-# InternalClientError: asyncpg found a connection mid-operation after its server restarted
-# (seen as "cannot switch to state 12"); the next round trip gets a fresh connection.
-DB_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-    TimeoutError,
-)
-
-
-def jittered(interval_s: float, spread: float = 0.1) -> float:
-    """`interval_s` shortened by up to `spread` (a fraction), so timers never align."""
-    return interval_s * (1.0 - random.uniform(0.0, spread))  # noqa: S311 (not crypto)
-
-
-async def sleep_or_stop(stop: asyncio.Event, delay_s: float) -> bool:
-    """Sleep `delay_s` or until `stop` is set; True when stopped."""
-    if stop.is_set():
-        return True
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(delay_s, 0.0))
-    return stop.is_set()
 
 
 class Heartbeat:
     """Registers this process as a node and beats every `heartbeat_s` (jittered)."""
 
-    def __init__(self, pool: asyncpg.Pool, config: EngineConfig, node_id: str) -> None:
+    def __init__(self, pool: Pool, config: EngineConfig, node_id: str) -> None:
         self.pool = pool
         self.config = config
         self.node_id = node_id
@@ -84,9 +55,9 @@ class Heartbeat:
     async def _beat(self) -> None:
         # One upsert: refreshes our row, or re-creates it when the lifeline deleted it.
         async with self.pool.acquire() as conn:
-            row: Any = await conn.fetchrow(
+            row: Record | None = await conn.fetchrow(
                 self._queries["node_beat"], self.node_id, self.config.node_name or self.node_id
             )
         self.beats += 1
-        if row["inserted"] and self.beats > 1:
+        if row is not None and row["inserted"] and self.beats > 1:
             log.warning("node.reregistered", node_id=self.node_id)

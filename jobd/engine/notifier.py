@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 
-from jobd.db import backoff_s, connect_like
+from jobd.sql.db import backoff_s, connect_like
+from jobd.sql.driver import Connection, Pool
 
 log = structlog.get_logger("jobd.engine")
 
@@ -29,7 +30,7 @@ class Notifier:
 
     def __init__(
         self,
-        pool: Any,
+        pool: Pool,
         handlers: Mapping[str, Handler],
         *,
         on_connect: Callable[[], None] | None = None,
@@ -42,7 +43,7 @@ class Notifier:
         self.connected = asyncio.Event()
         self.connects = 0  # successful (re)connects, for tests and status
         self.server_pid: int | None = None
-        self._conn: Any = None
+        self._conn: Connection | None = None
         self._lost = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -85,6 +86,8 @@ class Notifier:
 
     async def _hold(self) -> None:
         """Return when the connection is lost (or stop); probe it when quiet."""
+        conn = self._conn
+        assert conn is not None  # _listen opened it
         stop = asyncio.ensure_future(self._stop.wait())
         lost = asyncio.ensure_future(self._lost.wait())
         try:
@@ -94,7 +97,7 @@ class Notifier:
                 )
                 if not self._stop.is_set() and not self._lost.is_set():
                     async with asyncio.timeout(HEALTH_CHECK_S):
-                        await self._conn.execute("SELECT 1")
+                        await conn.execute("SELECT 1")
             if self._lost.is_set() and not self._stop.is_set():
                 raise ConnectionError("notification connection lost")
         finally:

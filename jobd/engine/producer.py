@@ -21,13 +21,17 @@ from typing import Any
 
 import structlog
 
-from jobd.db import backoff_s, is_database_outage, is_transient
-from jobd.engine.acker import CANCEL, DISCARD, RETRY, SNOOZE, Acker, Completion, Outcome
+from jobd.engine.acker import Acker, Completion, Outcome
 from jobd.engine.context import JobContext
-from jobd.engine.jobs import Cancel, Discard, Job, Snooze
+from jobd.engine.events import emit_fail, emit_job_ended, emit_start, job_keys
+from jobd.engine.jobs import ClaimLost, Job, OutcomeKind
 from jobd.engine.queues import QueueState, global_lock_key
 from jobd.engine.registry import Registered, WorkerRegistry
+from jobd.outcomes import Cancel, Discard, Snooze
 from jobd.sql import queries
+from jobd.sql.db import backoff_s, is_database_outage, is_transient
+from jobd.sql.driver import Pool, Record
+from jobd.telemetry import EMPTY, emit
 
 log = structlog.get_logger("jobd.engine")
 
@@ -39,12 +43,14 @@ MAX_IN_FLIGHT = 1
 COALESCE_S = 0.002  # most a refill of a few slots waits for more slots to free up
 
 
-def job_from_row(row: Any, node_id: str) -> Job:
+def job_from_row(row: Record, node_id: str) -> Job:
     """A fetched row (fetch_jobs' RETURNING columns, in order) as a Job."""
+    id_, queue, worker, args, meta, tags, attempt, max_attempts, *rest = row
+    priority, inserted_at, scheduled_at, attempted_at, errors = rest
     return Job(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-        row[9], row[10], row[11], node_id, row[12],
-    )  # fmt: skip
+        id_, queue, worker, args, meta, tags, attempt, max_attempts,
+        priority, inserted_at, scheduled_at, attempted_at, node_id, errors,
+    )
 
 
 def error_entry(job: Job, error: str, kind: str) -> dict[str, Any]:
@@ -59,16 +65,12 @@ def error_entry(job: Job, error: str, kind: str) -> dict[str, Any]:
 
 def _failure(job: Job, registered: Registered | None, exc: BaseException, kind: str) -> Outcome:
     text = "".join(traceback.format_exception(exc)) if kind == "error" else str(exc)
-    first = f"{type(exc).__name__}: {exc}" if kind == "error" else str(exc)
-    log.warning(
-        "job.fail",
-        job_id=job.id, queue=job.queue, worker=job.worker, attempt=job.attempt,
-        max_attempts=job.max_attempts, kind=kind, error=first,
-    )  # fmt: skip
+    emit_fail(job, kind, f"{type(exc).__name__}: {exc}" if kind == "error" else str(exc))
     entry = error_entry(job, text, kind)
     if registered is None or job.attempt >= job.max_attempts:
-        return Outcome(DISCARD, job, entry)
-    return Outcome(RETRY, job, entry, registered.backoff_s(job.attempt, job.max_attempts))
+        return Outcome(OutcomeKind.DISCARDED, job, entry)
+    delay_s = registered.backoff_s(job.attempt, job.max_attempts)
+    return Outcome(OutcomeKind.RETRIED, job, entry, delay_s)
 
 
 # A worker failing on a database error that goes away (the server restarting, a deadlock,
@@ -101,25 +103,28 @@ async def execute(
             async with timeout:
                 await registered.fn(job, ctx)
     except Snooze as snooze:
-        return Outcome(SNOOZE, job, None, snooze.seconds)
+        return Outcome(OutcomeKind.SNOOZED, job, None, snooze.seconds)
     except Cancel as cancel:
-        return Outcome(CANCEL, job, error_entry(job, cancel.reason, "cancel"))
+        return Outcome(OutcomeKind.CANCELLED, job, error_entry(job, cancel.reason, "cancel"))
     except Discard as discard:
-        return Outcome(DISCARD, job, error_entry(job, discard.reason, "discard"))
+        return Outcome(OutcomeKind.DISCARDED, job, error_entry(job, discard.reason, "discard"))
+    except ClaimLost as lost:  # nothing of the attempt committed and there is nothing to ack
+        emit("job.claim_lost", EMPTY, {**job_keys(job.id, job.queue, job.worker,
+                                                  job.attempt), "reason": str(lost)})
+        return None
     except Exception as exc:
         if timeout is not None and timeout.expired():
             message = f"attempt timed out after {registered.timeout_s}s"
             return _failure(job, registered, TimeoutError(message), "timeout")
         if retries_transient(job, exc):
-            log.warning("job.database_error", job_id=job.id, queue=job.queue,
-                        worker=job.worker, attempt=job.attempt, error=repr(exc))  # fmt: skip
-            return Outcome(SNOOZE, job, None, TRANSIENT_RETRY_S)
+            keys = job_keys(job.id, job.queue, job.worker, job.attempt)
+            emit("job.database_error", EMPTY, {**keys, "error": repr(exc)})
+            return Outcome(OutcomeKind.SNOOZED, job, None, TRANSIENT_RETRY_S)
         return _failure(job, registered, exc, "error")
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     if ctx.ended is not None:  # the worker ended the job in its own transaction
-        event = "job.complete" if ctx.ended == "completed" else "job.discard"
-        log.info(event, job_id=job.id, queue=job.queue, worker=job.worker,
-                 attempt=job.attempt, duration_ms=duration_ms)  # fmt: skip
+        emit_job_ended(ctx.ended, job.id, job.queue, job.worker, job.attempt,
+                       {"duration_ms": duration_ms})
         return None
     return (job.id, job.attempt, job.queue, job.worker, duration_ms)
 
@@ -141,7 +146,7 @@ class Producer:
         self,
         state: QueueState,
         *,
-        pool: Any,
+        pool: Pool,
         schema: str,
         node_id: str,
         registry: WorkerRegistry,
@@ -170,7 +175,6 @@ class Producer:
         self._stopping = False
         self._releasing = False
         self._lock_key = global_lock_key(schema, state.name)
-        self._log = structlog.get_logger("jobd.engine").bind()  # see Acker._log
 
     @property
     def name(self) -> str:
@@ -334,17 +338,13 @@ class Producer:
     async def _run(self, job: Job) -> None:
         # Bound in this task's own context: the worker's log lines carry them too.
         structlog.contextvars.bind_contextvars(job_id=job.id, queue=job.queue, worker=job.worker)
-        wait_s = (job.attempted_at - job.scheduled_at).total_seconds() if job.attempted_at else 0
-        self._log.debug(
-            "job.start", job_id=job.id, queue=job.queue, worker=job.worker, attempt=job.attempt,
-            queue_wait_ms=round(max(wait_s, 0.0) * 1000, 3),
-        )  # fmt: skip
+        emit_start(job)
         ctx = JobContext(job, self.node_id, self.pool, self.schema)
         try:
             result = await execute(job, self.registry.get(job.worker), ctx)
         except asyncio.CancelledError:
             if self._releasing:
-                self.acker.record(Outcome("release", job))
+                self.acker.record(Outcome(OutcomeKind.RELEASED, job))
             raise
         finally:
             del self.running[job.id]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
 from jobd.engine.config import EngineConfig
 from jobd.engine.jobs import TERMINAL_STATES
 from jobd.sql import queries
+from jobd.sql.driver import Connection
 
 log = structlog.get_logger("jobd.engine")
 
@@ -25,7 +25,7 @@ MAX_BATCHES = 10
 
 
 async def prune_once(
-    conn: Any, config: EngineConfig, now: datetime, *, max_batches: int = MAX_BATCHES
+    conn: Connection, config: EngineConfig, now: datetime, *, max_batches: int = MAX_BATCHES
 ) -> int:
     """Delete expired terminal jobs as of `now`; returns how many rows were deleted."""
     sql = queries(config.schema)["prune_state"]

@@ -20,6 +20,7 @@ from jobd.engine.config import QueueConfig
 from jobd.engine.insert import SIGNAL_CHANNEL, channel, signal_payload
 from jobd.errors import JobdError
 from jobd.sql import queries
+from jobd.sql.driver import Connection, Pool
 
 log = structlog.get_logger("jobd.engine")
 
@@ -45,7 +46,7 @@ def effective(config: QueueConfig, row: Any | None) -> QueueState:
     return QueueState(config.name, limit, global_limit, bool(row["paused"]))
 
 
-async def read_rows(conn: Any, schema: str) -> dict[str, Any]:
+async def read_rows(conn: Connection, schema: str) -> dict[str, Any]:
     """The queues table by queue name."""
     rows = await conn.fetch(queries(schema)["queue_settings"])
     return {row["name"]: row for row in rows}
@@ -58,7 +59,7 @@ def global_lock_key(schema: str, queue: str) -> int:
 
 
 async def _write_and_signal(
-    pool: Any, schema: str, name: str, query: str, *args: Any, action: str
+    pool: Pool, schema: str, name: str, query: str, *args: Any, action: str
 ) -> None:
     if not name:
         raise JobdError("queue name must not be empty")
@@ -69,7 +70,7 @@ async def _write_and_signal(
         await conn.execute(q["queue_signal"], channel(schema, SIGNAL_CHANNEL), payload)
 
 
-async def set_paused(pool: Any, schema: str, name: str, paused: bool) -> None:
+async def set_paused(pool: Pool, schema: str, name: str, paused: bool) -> None:
     """Pause (or resume) `name` on every node, persistently."""
     action = "pause" if paused else "resume"
     await _write_and_signal(pool, schema, name, "queue_pause", paused, action=action)
@@ -77,7 +78,7 @@ async def set_paused(pool: Any, schema: str, name: str, paused: bool) -> None:
 
 
 async def set_limits(
-    pool: Any,
+    pool: Pool,
     schema: str,
     name: str,
     limit: int | None,

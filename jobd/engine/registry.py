@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from jobd.engine.backoff import Backoff, oban_default
+from jobd.engine.context import JobContext
+from jobd.engine.jobs import Job
 
-if TYPE_CHECKING:
-    from jobd.engine.context import JobContext
-    from jobd.engine.jobs import Job
-
-Worker = Callable[["Job", "JobContext"], Awaitable[object]]
+Worker = Callable[[Job, JobContext], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,28 +23,28 @@ import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
-import asyncpg
 import structlog
 
 from jobd.engine.config import EngineConfig
 from jobd.engine.cron import cron_once, next_delay_s, validate_entry
 from jobd.engine.leader import Leader
 from jobd.engine.lifeline import lifeline_once
-from jobd.engine.nodes import DB_ERRORS, jittered, sleep_or_stop
 from jobd.engine.pruner import prune_once
 from jobd.engine.stager import stage_once, sweep_uniq_holds_once
+from jobd.engine.timing import jittered, sleep_or_stop
 from jobd.sql import queries
+from jobd.sql.db import DB_ERRORS
+from jobd.sql.driver import Connection, Pool
 
 log = structlog.get_logger("jobd.engine")
 
-Step = Callable[[Any, EngineConfig, datetime], Awaitable[int]]
+Step = Callable[[Connection, EngineConfig, datetime], Awaitable[int]]
 _MIN_CRON_DELAY_S = 0.01  # never spin when the local clock runs ahead of the database's
 _CRON_WAKE_LATE_S = 0.05  # wake just after a tick, never just before it
 
 
-async def _stage_and_sweep(conn: Any, config: EngineConfig, now: datetime) -> int:
+async def _stage_and_sweep(conn: Connection, config: EngineConfig, now: datetime) -> int:
     staged = await stage_once(conn, config, now)
     await sweep_uniq_holds_once(conn, config, now)
     return staged
@@ -53,7 +53,7 @@ async def _stage_and_sweep(conn: Any, config: EngineConfig, now: datetime) -> in
 class LeaderServices:
     """Runs stager, lifeline, pruner and cron on the node that holds the lease."""
 
-    def __init__(self, pool: asyncpg.Pool, config: EngineConfig, leader: Leader) -> None:
+    def __init__(self, pool: Pool, config: EngineConfig, leader: Leader) -> None:
         for entry in config.crons:
             validate_entry(entry)
         self.pool = pool

@@ -10,13 +10,13 @@ used again. Both work in bounded batches and stop at the first short batch or af
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import structlog
 
 from jobd.engine.config import EngineConfig
 from jobd.engine.insert import INSERT_CHANNEL, channel
 from jobd.sql import queries
+from jobd.sql.driver import Connection
 
 log = structlog.get_logger("jobd.engine")
 
@@ -26,7 +26,7 @@ MAX_BATCHES = 20
 
 
 async def stage_once(
-    conn: Any, config: EngineConfig, now: datetime, *, batch: int = STAGE_BATCH
+    conn: Connection, config: EngineConfig, now: datetime, *, batch: int = STAGE_BATCH
 ) -> int:
     """Stage jobs due at `now` (database time); returns how many became available."""
     sql = queries(config.schema)["stage_due"]
@@ -44,7 +44,7 @@ async def stage_once(
 
 
 async def sweep_uniq_holds_once(
-    conn: Any, config: EngineConfig, now: datetime, *, batch: int = SWEEP_BATCH
+    conn: Connection, config: EngineConfig, now: datetime, *, batch: int = SWEEP_BATCH
 ) -> int:
     """Clear the unique keys whose hold expired by `now`; returns how many were cleared."""
     sql = queries(config.schema)["uniq_hold_sweep"]

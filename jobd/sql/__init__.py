@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from jobd.ident import quote_ident
+from jobd.sql.ident import quote_ident
 
 _NAME = re.compile(r"^--\s*name:\s*(\S+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{3,})_(\w+)\.sql$")
@@ -59,8 +59,13 @@ def queries(schema: str = "jobd") -> Queries:
 
 
 def schema_sql(schema: str = "jobd") -> str:
-    """What a fresh install executes."""
+    """The tables a fresh install creates (the baseline, see BASELINE)."""
     return render(_read("schema.sql"), schema)
+
+
+def functions_sql(schema: str = "jobd") -> str:
+    """Every function of jobd's schema, created or replaced (see functions.sql)."""
+    return render(_read("functions.sql"), schema)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,11 @@ class Migration:
     version: int
     name: str
     sql: str
+
+
+# The migrations schema.sql already contains: release 0.1's, whose files were folded into
+# it. A fresh install records them as applied; migrations/ holds only later ones.
+BASELINE = (Migration(1, "initial", ""), Migration(2, "sql_api", ""))
 
 
 def migrations(schema: str = "jobd") -> list[Migration]:

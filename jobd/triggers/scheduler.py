@@ -21,20 +21,23 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from jobd.engine.context import JobContext
 from jobd.engine.insert import INSERT_CHANNEL, channel
+from jobd.engine.jobs import Job
+from jobd.engine.registry import Worker
 from jobd.errors import JobdError
 from jobd.model import Resource, Trigger
 from jobd.sql import queries
-from jobd.tenants import list_tenants
-from jobd.triggers.sqlgen import ScanSql, scan_sql, tenant_mode
-
-if TYPE_CHECKING:
-    from jobd.engine.jobs import Job, JobContext
-    from jobd.triggers.runtime import TriggerRuntime
+from jobd.sql.driver import Connection
+from jobd.telemetry import emit
+from jobd.triggers.deps import Deps
+from jobd.triggers.jobs import TenantMode, key_prefix, tenant_mode, worker_job
+from jobd.triggers.sqlgen import ScanSql, scan_sql
+from jobd.triggers.tenants import list_tenants
 
 log = structlog.get_logger("jobd.triggers")
 
@@ -50,50 +53,27 @@ class ScanResult:
     pages: int = 0
 
 
-def worker_uniq_hold(trigger: Trigger) -> dict[str, float | None]:
-    """Terminal states that keep blocking a row's next job: a discarded job for
-    `discard_cooldown`; with `trigger_once` a completed one while it is retained."""
-    hold: dict[str, float | None] = {"discarded": trigger.discard_cooldown_s}
-    if trigger.trigger_once:
-        hold["completed"] = None
-    return hold
-
-
-def key_prefix(trigger: Trigger, tenant: str | None, mode: str) -> str:
-    """`<worker_name>:<tenant>:`: the tenant only with the schema strategy (where the same
-    key names a row of another table); a row of one table has one key whoever asks."""
-    return f"{trigger.worker_name}:{tenant if mode == 'schema' and tenant else ''}:"
-
-
-def common_args(trigger: Trigger, stored_actor: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The args every worker job of the trigger shares (pk and tenant are added per row)."""
-    return {
-        "actor": dict(stored_actor) if stored_actor is not None else None,
-        "input": dict(trigger.action_input),
-        "extra": dict(trigger.extra_args),
-    }
-
-
 async def scan_tenant(
-    conn: Any,
+    conn: Connection,
     statements: ScanSql,
     trigger: Trigger,
     *,
     schema: str,
     tenant: str | None,
-    mode: str,
+    mode: TenantMode,
     stored_actor: Mapping[str, Any] | None = None,
 ) -> ScanResult:
     """Run one tenant's scan (all its pages); each page is its own short transaction."""
     result = ScanResult()
     remaining = trigger.record_limit
-    fixed = [
-        trigger.worker_name,
-        trigger.queue,
-        trigger.priority,
-        trigger.max_attempts,
-        worker_uniq_hold(trigger),
-        common_args(trigger, stored_actor),
+    job = worker_job(trigger, stored_actor)
+    fixed: list[Any] = [
+        job.worker,
+        job.queue,
+        job.priority,
+        job.max_attempts,
+        job.uniq_hold,
+        job.args,
         key_prefix(trigger, tenant, mode),
         tenant,
         trigger.stream_batch_size if statements.paged else None,
@@ -113,6 +93,7 @@ async def scan_tenant(
             async with conn.transaction():
                 await conn.execute(no_jit)
                 row = await conn.fetchrow(sql, *fixed, *position)
+        assert row is not None  # the statement always returns its counts
         result.pages += 1
         result.scanned += row["scanned"]
         result.enqueued += row["enqueued"]
@@ -125,7 +106,7 @@ async def scan_tenant(
 
 
 async def run_scheduler(
-    rt: TriggerRuntime,
+    deps: Deps,
     resource: Resource,
     trigger: Trigger,
     *,
@@ -135,7 +116,7 @@ async def run_scheduler(
     mode = tenant_mode(resource, trigger)
     total = ScanResult()
     failed: list[str] = []
-    async with rt.pool.acquire() as conn:
+    async with deps.pool.acquire() as conn:
         tenants: list[str | None]
         if mode in ("attribute", "schema"):
             tenants = list(
@@ -146,38 +127,50 @@ async def run_scheduler(
         for tenant in tenants:
             started = time.perf_counter()
             try:
-                table, table_sql = await rt.table_for(conn, resource, tenant)
-                statements = scan_sql(resource, trigger, table, table_sql, rt.schema)
+                table, table_sql = await deps.tables.table_for(conn, resource, tenant)
+                statements = scan_sql(resource, trigger, table, table_sql, deps.schema)
                 result = await scan_tenant(
-                    conn, statements, trigger, schema=rt.schema, tenant=tenant, mode=mode,
+                    conn,
+                    statements,
+                    trigger,
+                    schema=deps.schema,
+                    tenant=tenant,
+                    mode=mode,
                     stored_actor=stored_actor,
-                )  # fmt: skip
+                )
             except Exception as exc:
                 if tenant is None:
                     raise
                 failed.append(tenant)
                 log.error(
-                    "scheduler.tenant_failed", trigger=trigger.worker_name, tenant=tenant,
+                    "scheduler.tenant_failed",
+                    trigger=trigger.worker_name,
+                    tenant=tenant,
                     error=f"{type(exc).__name__}: {exc}",
-                )  # fmt: skip
+                )
                 continue
             total.scanned += result.scanned
             total.enqueued += result.enqueued
             total.pages += result.pages
-            log.info(
-                "scheduler.run", trigger=trigger.worker_name, resource=resource.name,
-                tenant=tenant, scanned=result.scanned, enqueued=result.enqueued,
-                pages=result.pages, duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )  # fmt: skip
+            emit(
+                "scheduler.run",
+                {
+                    "scanned": result.scanned,
+                    "enqueued": result.enqueued,
+                    "pages": result.pages,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+                {"trigger": trigger.worker_name, "resource": resource.name, "tenant": tenant},
+            )
     if failed:
         raise SchedulerError(f"scheduler {trigger.scheduler_name}: tenants failed: {failed}")
     return total
 
 
-def scheduler_worker(rt: TriggerRuntime, resource: Resource, trigger: Trigger) -> Any:
+def scheduler_worker(deps: Deps, resource: Resource, trigger: Trigger) -> Worker:
     """The engine worker of a trigger's scheduler jobs (cron ticks and `schedule_trigger`)."""
 
     async def run(job: Job, ctx: JobContext) -> None:
-        await run_scheduler(rt, resource, trigger, stored_actor=job.args.get("actor"))
+        await run_scheduler(deps, resource, trigger, stored_actor=job.args.get("actor"))
 
     return run

@@ -1,7 +1,7 @@
 """Fill the trigger query templates of `jobd/sql/queries/triggers.sql` for one trigger.
 
-Only three kinds of text go into a template: identifiers through `jobd.ident`, `where`
-expressions compiled by `jobd.triggers.where`, and column type names from the catalog
+Only three kinds of text go into a template: identifiers through `jobd.sql.ident`, `where`
+expressions compiled by `jobd.where`, and column type names from the catalog
 (`format_type`). Everything else is a `$n` parameter; each builder returns the SQL and
 says which parameters follow the template's fixed ones.
 
@@ -18,19 +18,15 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-from jobd.ident import quote_ident
 from jobd.model import Resource, SortKey, Trigger
 from jobd.sql import queries
+from jobd.sql.ident import quote_ident
+from jobd.triggers.jobs import tenant_mode
 from jobd.triggers.tables import ResolvedTable
-from jobd.triggers.where import compile_expression, parse_expression
-
-# How a trigger's jobs get their tenant.
-TenantMode = Literal["none", "attribute", "schema", "record"]
+from jobd.where import compile_expression, parse_expression
 
 SCAN_FIXED_PARAMS = 11  # $1..$11 of trigger_scan_enqueue
-KEYS_FIXED_PARAMS = 10  # $1..$10 of trigger_enqueue_keys
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -42,15 +38,6 @@ def fill(template: str, parts: dict[str, str]) -> str:
     would end the comment and turn the rest of the literal into SQL."""
     code = "\n".join(line for line in template.splitlines() if not line.lstrip().startswith("--"))
     return _PLACEHOLDER.sub(lambda m: parts.get(m.group(1), m.group(0)), code)
-
-
-def tenant_mode(resource: Resource, trigger: Trigger | None) -> TenantMode:
-    tenancy = resource.multitenancy
-    if tenancy is None:
-        return "none"
-    if tenancy.strategy == "schema":
-        return "schema"
-    return "record" if trigger is not None and trigger.use_tenant_from_record else "attribute"
 
 
 def _col(name: str) -> str:
@@ -154,33 +141,6 @@ def _pk_join(pk: tuple[str, ...]) -> str:
     return " AND ".join(f"{_col(c)} = w.{quote_ident(c)}" for c in pk)
 
 
-def enqueue_keys_sql(
-    resource: Resource, table: ResolvedTable, table_sql: str, schema: str, *, tenant_filter: bool
-) -> str:
-    """trigger_enqueue_keys for a table; `tenant_filter` adds `attribute = $11+n`."""
-    pk = table.primary_key
-    attribute = resource.multitenancy.attribute if resource.multitenancy else None
-    columns = [f"{_col(column)} AS k{i}" for i, column in enumerate(pk)]
-    job_tenant = "$8::text"
-    if attribute:
-        columns.append(f"{_col(attribute)}::text AS tn")
-        job_tenant = "coalesce($8::text, p.tn)"
-    where = "true"
-    if tenant_filter and attribute:
-        param = KEYS_FIXED_PARAMS + len(pk) + 1
-        where = f"{_col(attribute)} = ${param}::text::{table.types[attribute]}"
-    parts = {
-        "table": table_sql,
-        "scan_columns": ", ".join(columns),
-        "pk_join": _pk_join(pk),
-        "filter": where,
-        "pk_object": _pk_object(len(pk), KEYS_FIXED_PARAMS),
-        "key_values": ", ".join(f"p.k{i}" for i in range(len(pk))),
-        "job_tenant": job_tenant,
-    }
-    return fill(queries(schema)["trigger_enqueue_keys"], parts)
-
-
 def reread_sql(
     resource: Resource, trigger: Trigger, table: ResolvedTable, table_sql: str, schema: str
 ) -> str:
@@ -192,24 +152,23 @@ def reread_sql(
         wanted = dict.fromkeys([*table.primary_key, *read.columns])
         columns = ", ".join(_col(c) for c in wanted)
     filters = _where_sql(trigger.where, read.where)
-    parts = {
-        "table": table_sql,
-        "columns": columns,
-        "pk_join": _pk_join(table.primary_key),
-        "filter": " AND ".join(filters) or "true",
-        "lock": "FOR UPDATE OF t" if trigger.lock_for_update else "",
-    }
-    return fill(queries(schema)["trigger_reread"], parts)
+    return _row_by_key(table, table_sql, schema, columns, filters, trigger.lock_for_update)
 
 
 def row_sql(table: ResolvedTable, table_sql: str, schema: str, *, lock: bool) -> str:
     """The row by primary key, unfiltered (for on_error, which runs whether or not the row
     still matches)."""
+    return _row_by_key(table, table_sql, schema, "t.*", [], lock)
+
+
+def _row_by_key(
+    table: ResolvedTable, table_sql: str, schema: str, columns: str, filters: list[str], lock: bool
+) -> str:
     parts = {
         "table": table_sql,
-        "columns": "t.*",
+        "columns": columns,
         "pk_join": _pk_join(table.primary_key),
-        "filter": "true",
+        "filter": " AND ".join(filters) or "true",
         "lock": "FOR UPDATE OF t" if lock else "",
     }
     return fill(queries(schema)["trigger_reread"], parts)

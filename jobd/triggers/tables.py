@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from jobd.errors import JobdError
-from jobd.ident import is_identifier, quote_ident, quote_qualified
 from jobd.model import Resource, SortKey, Spec, SqlValue
 from jobd.sql import queries
-from jobd.tenants import TenantSourceError, list_tenants
-from jobd.triggers.where import Expression, WhereError, check_columns, parse_expression
+from jobd.sql.driver import Connection, Record
+from jobd.sql.ident import is_identifier, quote_ident, quote_qualified
+from jobd.triggers.tenants import TenantSourceError, list_tenants
+from jobd.where import Expression, WhereError, check_columns, parse_expression
 
 
 class TableCheckError(JobdError):
@@ -64,8 +64,61 @@ class ResolvedTable:
         return quote_qualified(self.schema, self.name) if self.schema else quote_ident(self.name)
 
 
+class Tables:
+    """The resources' tables, resolved at start (`resolve_resources`), and per tenant on
+    first use when the start could not (schema strategy with no tenant known then)."""
+
+    def __init__(self, resolved: Mapping[str, ResolvedTable] | None = None) -> None:
+        self.resolved = dict(resolved or {})
+        self._per_tenant: dict[tuple[str, str | None], ResolvedTable] = {}
+
+    @classmethod
+    async def check(cls, conn: Connection, spec: Spec) -> Tables:
+        """Every resource's table, checked (`TableCheckError` listing all problems)."""
+        return cls(await resolve_resources(conn, spec))
+
+    async def table_for(
+        self, conn: Connection, resource: Resource, tenant: str | None
+    ) -> tuple[ResolvedTable, str]:
+        """The resource's table and its quoted SQL name for `tenant`."""
+        table = self.resolved.get(resource.name)
+        if table is None or not table.checked:
+            key = (resource.name, tenant if table is None or table.tenant_schema else None)
+            table = self._per_tenant.get(key)
+            if table is None:
+                table, problems = await resolve_table(conn, resource, tenant)
+                if table is None or problems:
+                    raise TableCheckError(problems)
+                self._per_tenant[key] = table
+        return table, table.sql(tenant)
+
+
+async def table_columns(conn: Connection, schema: str | None, table: str) -> list[str]:
+    """The columns of a table (view, ...), in order; `TableCheckError` when it is missing."""
+    row, problem = await _table_info(conn, schema, table)
+    if row is None:
+        raise TableCheckError([problem])
+    return list(row["columns"])
+
+
+async def _table_info(
+    conn: Connection, schema: str | None, table: str
+) -> tuple[Record | None, str]:
+    """The catalog row of a table (columns, types, primary key), or None and why not."""
+    shown = f"{schema}.{table}" if schema else table
+    try:
+        name = quote_qualified(schema, table) if schema else quote_ident(table)
+    except ValueError:
+        return None, f"invalid table name {shown!r}"
+    row = await conn.fetchrow(queries()["trigger_table_info"], name)
+    if row is None or row["relid"] is None:
+        via = "" if schema else " (looked up via the search_path)"
+        return None, f'table "{shown}" does not exist{via}'
+    return row, ""
+
+
 async def resolve_table(
-    conn: Any, resource: Resource, tenant: str | None = None
+    conn: Connection, resource: Resource, tenant: str | None = None
 ) -> tuple[ResolvedTable | None, list[str]]:
     """The table of `resource` (in `tenant`'s schema for the schema strategy) and the
     problems found with its table and primary key (column references are not checked)."""
@@ -73,18 +126,9 @@ async def resolve_table(
     schema = tenant if tenant_schema else resource.table_schema
     shown = f"{schema}.{resource.table_name}" if schema else resource.table_name
     base = f"resources.{resource.name}.table"
-    try:
-        name = (
-            quote_qualified(schema, resource.table_name)
-            if schema
-            else quote_ident(resource.table_name)
-        )
-    except ValueError:
-        return None, [f"{base}: invalid table name {shown!r}"]
-    row = await conn.fetchrow(queries()["trigger_table_info"], name)
-    if row is None or row["relid"] is None:
-        via = "" if schema else " (looked up via the search_path)"
-        return None, [f'{base}: table "{shown}" does not exist{via}']
+    row, problem = await _table_info(conn, schema, resource.table_name)
+    if row is None:
+        return None, [f"{base}: {problem}"]
     columns = tuple(row["columns"])
     problems: list[str] = []
     primary_key = resource.primary_key or tuple(row["primary_key"])
@@ -103,7 +147,7 @@ async def resolve_table(
     return table, problems
 
 
-async def resolve_resources(conn: Any, spec: Spec) -> dict[str, ResolvedTable]:
+async def resolve_resources(conn: Connection, spec: Spec) -> dict[str, ResolvedTable]:
     """Every resource's table, checked; raises `TableCheckError` listing all problems."""
     tables: dict[str, ResolvedTable] = {}
     problems: list[str] = []
@@ -117,7 +161,9 @@ async def resolve_resources(conn: Any, spec: Spec) -> dict[str, ResolvedTable]:
     return tables
 
 
-async def _resolve_checked(conn: Any, resource: Resource) -> tuple[ResolvedTable | None, list[str]]:
+async def _resolve_checked(
+    conn: Connection, resource: Resource
+) -> tuple[ResolvedTable | None, list[str]]:
     tenant: str | None = None
     if resource.multitenancy is not None and resource.multitenancy.strategy == "schema":
         try:

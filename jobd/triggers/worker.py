@@ -33,21 +33,23 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from jobd.actions.base import ActionContext
 from jobd.actions.failures import describe_error
-from jobd.actors import lookup_actor, store_actor
-from jobd.engine.jobs import Cancel, Discard, Job, JobContext, Snooze
+from jobd.engine.context import JobContext
+from jobd.engine.jobs import ClaimLost, Job
 from jobd.engine.producer import error_entry, retries_transient
-from jobd.errors import JobdError
+from jobd.engine.registry import Worker
 from jobd.model import Resource, Trigger
+from jobd.outcomes import Cancel, Discard, Snooze
+from jobd.sql.driver import Connection, Record
+from jobd.triggers.actors import lookup_actor, store_actor
+from jobd.triggers.deps import Deps
 from jobd.triggers.sqlgen import reread_sql, row_sql
-
-if TYPE_CHECKING:
-    from jobd.triggers.runtime import TriggerRuntime
+from jobd.triggers.tables import ResolvedTable
 
 log = structlog.get_logger("jobd.triggers")
 
@@ -55,10 +57,6 @@ NO_LONGER_APPLIES = "trigger_no_longer_applies"
 # A failure may name its own wait (HTTP Retry-After); the backoff below reads it. The
 # engine computes the backoff in the same task right after the worker raised.
 _retry_after_s: ContextVar[float | None] = ContextVar("jobd_retry_after_s", default=None)
-
-
-class ClaimLost(JobdError):
-    """The job was rescued and claimed again while this attempt ran: nothing commits."""
 
 
 def trigger_backoff(trigger: Trigger) -> Callable[[int], float]:
@@ -75,30 +73,33 @@ def trigger_backoff(trigger: Trigger) -> Callable[[int], float]:
     return backoff
 
 
-def trigger_worker(rt: TriggerRuntime, resource: Resource, trigger: Trigger) -> Any:
+def trigger_worker(deps: Deps, resource: Resource, trigger: Trigger) -> Worker:
     """The engine worker for `trigger`'s jobs."""
 
     async def run(job: Job, ctx: JobContext) -> None:
-        await run_attempt(rt, resource, trigger, job, ctx)
+        await run_attempt(deps, resource, trigger, job, ctx)
 
     return run
 
 
 async def run_attempt(
-    rt: TriggerRuntime, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext
+    deps: Deps, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext
 ) -> None:
     tenant = job.args.get("tenant")
     logger = log.bind(
-        job_id=job.id, resource=resource.name, trigger=trigger.name, tenant=tenant,
+        job_id=job.id,
+        resource=resource.name,
+        trigger=trigger.name,
+        tenant=tenant,
         attempt=job.attempt,
-    )  # fmt: skip
+    )
     timeout = asyncio.timeout(trigger.timeout_s) if trigger.timeout_s else None
     try:
         if timeout is None:
-            await _attempt(rt, resource, trigger, job, ctx, logger)
+            await _attempt(deps, resource, trigger, job, ctx, logger)
         else:
             async with timeout:
-                await _attempt(rt, resource, trigger, job, ctx, logger)
+                await _attempt(deps, resource, trigger, job, ctx, logger)
     except Cancel as cancel:
         if trigger.debug:
             logger.info("trigger.cancel", reason=cancel.reason)
@@ -111,39 +112,64 @@ async def run_attempt(
         failure: BaseException = exc
         if timeout is not None and timeout.expired():
             failure = TimeoutError(f"attempt timed out after {trigger.timeout_s}s")
-        await _failed(rt, resource, trigger, job, ctx, failure, logger)
+        await _failed(deps, resource, trigger, job, ctx, failure, logger)
 
 
 async def _attempt(
-    rt: TriggerRuntime, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext,
-    logger: Any,
-) -> None:  # fmt: skip
+    deps: Deps, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext, logger: Any
+) -> None:
     tenant = job.args.get("tenant")
-    async with rt.pool.acquire() as conn, conn.transaction():
-        table, table_sql = await rt.table_for(conn, resource, tenant)
-        sql = reread_sql(resource, trigger, table, table_sql, rt.schema)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        table, table_sql = await deps.tables.table_for(conn, resource, tenant)
+        sql = reread_sql(resource, trigger, table, table_sql, deps.schema)
         row = await conn.fetchrow(sql, job.args.get("pk") or {})
         if row is None:
             raise Cancel(NO_LONGER_APPLIES)
         actor = await _actor(trigger, job, conn)
         if trigger.debug:
             logger.info("trigger.start", primary_key=job.args.get("pk"), actor=actor)
-        actx = ActionContext(
-            job=job, resource=resource.name, conn=conn, log=logger, trigger=trigger.name,
-            record=dict(row.items()), primary_key={c: row[c] for c in table.primary_key},
-            actor=actor, tenant=tenant, input=job.args.get("input") or {}, table_sql=table_sql,
-        )  # fmt: skip
-        result = await rt.action(resource, trigger.action).run(actx)
+        actx = _action_context(job, resource, trigger, conn, logger, row, table, table_sql, actor)
+        result = await deps.actions.get(resource, trigger.action).run(actx)
         if trigger.on_success is not None:
             follow = dataclasses.replace(actx, response=result)
-            await rt.action(resource, trigger.on_success).run(follow)
-        if not await ctx.complete_in(conn):
-            raise ClaimLost(f"job {job.id} attempt {job.attempt}: claim lost, rolled back")
+            await deps.actions.get(resource, trigger.on_success).run(follow)
+        await ctx.complete_in(conn)
     if trigger.debug:
         logger.info("trigger.complete")
 
 
-async def _actor(trigger: Trigger, job: Job, conn: Any) -> dict[str, Any] | None:
+def _action_context(
+    job: Job,
+    resource: Resource,
+    trigger: Trigger,
+    conn: Connection,
+    logger: Any,
+    row: Record | None,
+    table: ResolvedTable,
+    table_sql: str,
+    actor: dict[str, Any] | None,
+    error: dict[str, Any] | None = None,
+) -> ActionContext:
+    """The context of an action run for the job's row (`row` None: the row is gone, which
+    only on_error meets; its primary key then comes from the job)."""
+    key = {c: row[c] for c in table.primary_key} if row is not None else job.args.get("pk")
+    return ActionContext(
+        job=job,
+        resource=resource.name,
+        conn=conn,
+        log=logger,
+        trigger=trigger.name,
+        record=None if row is None else dict(row.items()),
+        primary_key=dict(key or {}),
+        actor=actor,
+        tenant=job.args.get("tenant"),
+        input=job.args.get("input") or {},
+        table_sql=table_sql,
+        error=error,
+    )
+
+
+async def _actor(trigger: Trigger, job: Job, conn: Connection) -> dict[str, Any] | None:
     stored = job.args.get("actor")
     if stored is None and trigger.default_actor is not None:
         stored = store_actor(trigger.actor_persister, trigger.default_actor)
@@ -159,9 +185,14 @@ def _is_final(job: Job, exc: BaseException) -> bool:
 
 
 async def _failed(
-    rt: TriggerRuntime, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext,
-    exc: BaseException, logger: Any,
-) -> None:  # fmt: skip
+    deps: Deps,
+    resource: Resource,
+    trigger: Trigger,
+    job: Job,
+    ctx: JobContext,
+    exc: BaseException,
+    logger: Any,
+) -> None:
     """After a failed attempt: log, then retry (re-raise) or end the job."""
     error = describe_error(exc, job.attempt)
     if isinstance(exc, Discard):
@@ -176,7 +207,7 @@ async def _failed(
     if trigger.on_error is None:
         _end_failed(job, exc, error)
     try:
-        await _run_on_error(rt, resource, trigger, job, ctx, error, logger)
+        await _run_on_error(deps, resource, trigger, job, ctx, error, logger)
     except ClaimLost:
         raise
     except Exception as on_error_exc:
@@ -193,31 +224,30 @@ def _end_failed(job: Job, exc: BaseException, error: dict[str, Any]) -> None:
 
 
 async def _run_on_error(
-    rt: TriggerRuntime, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext,
-    error: dict[str, Any], logger: Any,
-) -> None:  # fmt: skip
+    deps: Deps,
+    resource: Resource,
+    trigger: Trigger,
+    job: Job,
+    ctx: JobContext,
+    error: dict[str, Any],
+    logger: Any,
+) -> None:
     """Run on_error and end the job in the same transaction."""
     on_error = trigger.on_error
     assert on_error is not None  # checked by the caller
     tenant = job.args.get("tenant")
     complete = not trigger.on_error_fails_job and error["kind"] != "discard"
-    async with rt.pool.acquire() as conn, conn.transaction():
-        table, table_sql = await rt.table_for(conn, resource, tenant)
-        sql = row_sql(table, table_sql, rt.schema, lock=trigger.lock_for_update)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        table, table_sql = await deps.tables.table_for(conn, resource, tenant)
+        sql = row_sql(table, table_sql, deps.schema, lock=trigger.lock_for_update)
         row = await conn.fetchrow(sql, job.args.get("pk") or {})
-        actx = ActionContext(
-            job=job, resource=resource.name, conn=conn, log=logger, trigger=trigger.name,
-            record=None if row is None else dict(row.items()),
-            primary_key=dict(job.args.get("pk") or {}) if row is None
-            else {c: row[c] for c in table.primary_key},
-            actor=await _actor(trigger, job, conn), tenant=tenant,
-            input=job.args.get("input") or {}, table_sql=table_sql, error=error,
-        )  # fmt: skip
-        await rt.action(resource, on_error).run(actx)
+        actor = await _actor(trigger, job, conn)
+        actx = _action_context(
+            job, resource, trigger, conn, logger, row, table, table_sql, actor, error
+        )
+        await deps.actions.get(resource, on_error).run(actx)
         # on_error's writes and the job's end (completed with the error kept, or discarded)
         # commit together: a crash in between cannot run on_error twice or lose its writes.
         entry = error_entry(job, error["message"], error["kind"])
-        ended = await (ctx.complete_in(conn, entry) if complete else ctx.discard_in(conn, entry))
-        if not ended:
-            raise ClaimLost(f"job {job.id} attempt {job.attempt}: claim lost, rolled back")
+        await (ctx.complete_in(conn, entry) if complete else ctx.discard_in(conn, entry))
 

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 import structlog
 
-from jobd.db import create_pool
 from jobd.engine.config import EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.registry import WorkerRegistry
+from jobd.sql.db import create_pool
 
 HEARTBEAT_S = 0.5
 LEASE_S = 1.0

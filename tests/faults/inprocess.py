@@ -21,10 +21,10 @@ import structlog
 from aiohttp import web
 
 from jobd.config import load_config_text
-from jobd.daemon import Daemon, Generation, freeze_startup_heap, pool_size
-from jobd.db import create_pool
+from jobd.daemon.supervisor import Daemon, Generation, freeze_startup_heap, pool_size
 from jobd.logging import configure as configure_logging
 from jobd.model import Spec
+from jobd.sql.db import create_pool
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

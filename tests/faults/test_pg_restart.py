@@ -84,9 +84,8 @@ def test_background_loops_survive_a_connection_found_mid_operation() -> None:
     switch to state 12; another operation (2) is in progress"). The engine's background
     loops (leader services, heartbeat, leader lease) must log and retry it like any lost
     connection; an uncaught one killed `jobd:leader-services` and stopped the daemon with
-    exit 1. `jobd.db.is_transient` already counts it as transient."""
-    from jobd.db import is_transient
-    from jobd.engine.nodes import DB_ERRORS
+    exit 1. `jobd.sql.db.is_transient` already counts it as transient."""
+    from jobd.sql.db import DB_ERRORS, is_transient
 
     lost = asyncpg.exceptions.InternalClientError(
         "cannot switch to state 12; another operation (2) is in progress"

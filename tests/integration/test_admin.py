@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobd.admin import AdminDeps, AdminServer
+from jobd.admin.metrics import Metrics
+from jobd.admin.server import AdminDeps, AdminServer
 from jobd.config import load_config_text
-from jobd.db import create_pool
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import JobdError
-from jobd.metrics import Metrics
+from jobd.sql.db import create_pool
 from jobd.triggers.runtime import TriggerRuntime
 
 CONFIG = """
@@ -59,8 +59,8 @@ async def _start(database_url: str, token: str | None) -> AsyncIterator[Admin]:
     await pool.execute("INSERT INTO orders VALUES (1, 'new'), (2, 'new')")
     spec = load_config_text(CONFIG, "t.yaml", env={})
     async with pool.acquire() as conn:
-        rt = await TriggerRuntime.create(spec, WorkerRegistry(), pool, conn)
-    deps = AdminDeps(pool=pool, schema="jobd", spec=spec, engine=StubEngine(), runtime=rt,
+        await TriggerRuntime.create(spec, WorkerRegistry(), pool, conn)  # writes the registry
+    deps = AdminDeps(pool=pool, schema="jobd", spec=spec, engine=StubEngine(),
                      metrics=Metrics())  # fmt: skip
     server = AdminServer("127.0.0.1:0", token, deps, max_body_bytes=4096)
     await server.start()
@@ -108,13 +108,12 @@ async def test_probes(admin: Admin) -> None:
 
 
 async def test_metrics_parse_and_count_events(admin: Admin) -> None:
-    """/metrics is valid Prometheus text; events fed to the processor and queue depths
-    read on scrape show up."""
-    proc = admin.deps.metrics.processor
-    event = {"event": "job.complete", "queue": "default", "worker": "w", "duration_ms": 12.0}
-    assert proc(None, "info", dict(event)) == event
-    proc(None, "info", {"event": "scheduler.run", "trigger": "t", "scanned": 5, "enqueued": 3})
-    proc(None, "debug", {"event": "action.http", "action": "notify", "status": 503})
+    """/metrics is valid Prometheus text; telemetry events handed to the metrics and queue
+    depths read on scrape show up."""
+    handle = admin.deps.metrics.handle
+    handle("job.complete", {"duration_ms": 12.0}, {"queue": "default", "worker": "w"})
+    handle("scheduler.run", {"scanned": 5, "enqueued": 3}, {"trigger": "t"})
+    handle("action.http", {}, {"action": "notify", "status": 503})
     status, body = await call(
         admin, "POST", "/api/triggers/orders/process/run", json={"primary_key": {"id": 1}}
     )

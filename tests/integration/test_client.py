@@ -10,7 +10,7 @@ import pytest
 
 from jobd.client import Client, RowNotFound, UnknownTrigger
 from jobd.errors import JobdError, UsageError
-from jobd.registry import sync_registry
+from jobd.triggers.sql_api import sync_registry
 from tests.integration.test_sql_api import TABLES, spec_of
 
 
@@ -57,7 +57,7 @@ async def test_methods(client: Client) -> None:
 async def test_inside_the_callers_transaction(client: Client, database_url: str) -> None:
     """With conn= the jobs commit or roll back with the application's transaction, on a
     plain connection and on a jobd pool connection (jsonb codecs set)."""
-    from jobd.db import create_pool
+    from jobd.sql.db import create_pool
 
     conn = await asyncpg.connect(database_url)
     try:

@@ -1,4 +1,4 @@
-"""jobd.ops against a real database: listing, showing, retrying, cancelling jobs, queue
+"""jobd.engine.ops against a real database: listing, showing, retrying, cancelling jobs, queue
 depths, queue control and status."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from jobd import ops
-from jobd.db import create_pool
+from jobd.engine import ops
 from jobd.engine.insert import insert_jobs
 from jobd.engine.jobs import JobSpec
 from jobd.errors import UsageError
+from jobd.sql.db import create_pool
 
 
 @pytest.fixture

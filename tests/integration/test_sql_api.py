@@ -10,12 +10,12 @@ import asyncpg
 import pytest
 
 from jobd.config import load_config_text
-from jobd.db import create_pool
 from jobd.engine.registry import WorkerRegistry
 from jobd.model import Spec
-from jobd.registry import sync_registry
+from jobd.sql.db import create_pool
 from jobd.triggers import api
 from jobd.triggers.runtime import TriggerRuntime
+from jobd.triggers.sql_api import sync_registry
 
 HEADER = """
 version: 1

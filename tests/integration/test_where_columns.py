@@ -9,13 +9,8 @@ import asyncpg
 import pytest
 
 from jobd.errors import JobdError
-from jobd.triggers.where import (
-    TableNotFoundError,
-    check_columns,
-    compile_expression,
-    parse_expression,
-    table_columns,
-)
+from jobd.triggers.tables import TableCheckError, table_columns
+from jobd.where import check_columns, compile_expression, parse_expression
 
 _ROWS = [
     # id, status, processed, inserted_at offset, payload, deleted
@@ -112,7 +107,7 @@ async def test_missing_table_is_a_clear_error(
     conn: asyncpg.Connection, schema: str | None, table: str
 ) -> None:
     """Proves a missing table (or schema) raises a JobdError that names it."""
-    with pytest.raises(TableNotFoundError) as info:
+    with pytest.raises(TableCheckError) as info:
         await table_columns(conn, schema, table)
     assert isinstance(info.value, JobdError)
     assert f"{table}" in str(info.value) and "does not exist" in str(info.value)

@@ -46,9 +46,9 @@ def test_package_ships_its_runtime_files() -> None:
     """The JSON Schema, the SQL files and the demo seed are package resources (they are
     read through importlib.resources, so an installed wheel has them too)."""
     package = resources.files("jobd")
-    for name in ("jobd.schema.json", "sql/schema.sql", "sql/migrations/001_initial.sql",
-                 "sql/queries/jobs.sql", "demo/seed.sql"):  # fmt: skip
+    for name in ("config/jobd.schema.json", "sql/schema.sql", "sql/functions.sql",
+                 "sql/migrations/README.md", "sql/queries/jobs.sql", "demo/seed.sql"):  # fmt: skip
         assert package.joinpath(name).is_file(), name
     assert (ROOT / "schema" / "jobd.schema.json").resolve() == (
-        ROOT / "jobd" / "jobd.schema.json"
+        ROOT / "jobd" / "config" / "jobd.schema.json"
     ).resolve()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from jobd.config import load_config_text
 from jobd.model import SortKey
-from jobd.triggers.runtime import cron_entries
-from jobd.triggers.scheduler import key_prefix, worker_uniq_hold
+from jobd.triggers.jobs import cron_entries, key_prefix, worker_hold
 from jobd.triggers.sqlgen import fill, order_keys, pages_by_key, reread_sql, scan_sql
 from jobd.triggers.tables import ResolvedTable
 
@@ -87,8 +86,8 @@ def test_keys_and_holds() -> None:
     trigger = ORDERS.triggers["sorted"]
     assert key_prefix(trigger, "acme", "schema") == "orders.sorted:acme:"
     assert key_prefix(trigger, "acme", "attribute") == "orders.sorted::"
-    assert worker_uniq_hold(trigger) == {"discarded": 300.0, "completed": None}
-    assert worker_uniq_hold(ORDERS.triggers["process"]) == {"discarded": 3600.0}
+    assert worker_hold(trigger) == {"discarded": 300.0, "completed": None}
+    assert worker_hold(ORDERS.triggers["process"]) == {"discarded": 3600.0}
 
 
 def test_cron_entries_default_every_minute() -> None:

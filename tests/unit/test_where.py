@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from pglast import ast, parse_sql
 
 from jobd.errors import JobdError
-from jobd.triggers.where import (
+from jobd.where import (
     ALLOWED_FUNCTIONS,
     Expression,
     WhereError,

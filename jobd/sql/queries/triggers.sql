@@ -1,9 +1,10 @@
 -- Triggers: catalog look-ups of the user's tables, the scheduler's set-based enqueue, the
--- worker's re-read, programmatic enqueues, and the clean-up of deleted triggers.
+-- worker's re-read, and the clean-up of deleted triggers (programmatic enqueues are the
+-- SQL API's functions, functions.sql).
 --
 -- Besides `{schema}` (jobd's schema), the templates below hold placeholders that
--- jobd.triggers.sqlgen fills with SQL built ONLY from quoted identifiers (jobd.ident),
--- compiled `where` expressions (jobd.triggers.where) and catalog type names
+-- jobd.triggers.sqlgen fills with SQL built ONLY from quoted identifiers (jobd.sql.ident),
+-- compiled `where` expressions (jobd.where) and catalog type names
 -- (format_type): {table}, {filter}, {order}, ... Runtime values are always `$n`.
 -- The unique key of a trigger worker job is `<key prefix> || jsonb_build_array(<pk>)::text`
 -- in every path, computed by Postgres from the row itself, so the scheduler and the API
@@ -90,34 +91,6 @@ WITH scan AS MATERIALIZED (
 )
 SELECT (SELECT count(*) FROM scan) AS scanned, (SELECT count(*) FROM ins) AS enqueued{last}
   FROM notified, settings
-
--- name: trigger_enqueue_keys
--- Programmatic enqueue (run_trigger/run_triggers): one worker job per given primary key
--- whose row exists, in one statement; the keys are turned into the table's own column types
--- by jsonb_populate_recordset, so the unique key is built exactly as the scheduler builds it.
--- $1 worker name, $2 queue, $3 priority, $4 max_attempts, $5 uniq_hold (jsonb), $6 common
--- args (jsonb), $7 unique key prefix, $8 tenant stored in the jobs (text, NULL: the row's
--- attribute, or none), $9 the primary keys (jsonb array of objects), $10 notify channel;
--- $11.. the primary key's column names, then the values {filter} uses.
-WITH found AS (
-  SELECT {scan_columns}
-    FROM jsonb_populate_recordset(NULL::{table}, $9::jsonb) AS w
-    JOIN {table} AS t ON {pk_join}
-   WHERE {filter}
-), ins AS (
-  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
-  SELECT $2::text, $1::text,
-         $6::jsonb || jsonb_build_object('pk', jsonb_build_object({pk_object}),
-                                         'tenant', {job_tenant}),
-         $3::int, $4::int, $7::text || jsonb_build_array({key_values})::text, $5::jsonb
-    FROM found AS p
-  ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
-  RETURNING id
-), notified AS (
-  SELECT count(pg_notify($10::text, $2::text)) AS n FROM (SELECT 1 FROM ins LIMIT 1) AS x
-)
-SELECT (SELECT count(*) FROM found) AS found, ARRAY(SELECT id FROM ins ORDER BY id) AS ids
-  FROM notified
 
 -- name: trigger_reread
 -- The worker's re-read of its row: by primary key, with the trigger's and the read's

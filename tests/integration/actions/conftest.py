@@ -11,8 +11,8 @@ import structlog
 
 from jobd import model
 from jobd.actions.base import ActionContext
-from jobd.db import connect
 from jobd.engine.jobs import Job
+from jobd.sql.db import connect
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from jobd import model
-from jobd.actors import (
+from jobd.errors import JobdError
+from jobd.triggers.actors import (
     ActorLookupError,
     ActorNotFound,
     lookup_actor,
@@ -15,7 +16,6 @@ from jobd.actors import (
     store_actor,
     store_actor_async,
 )
-from jobd.errors import JobdError
 
 ACTOR = {"id": 7, "email": "seven@example.com", "api_token": "s3cr3t-token", "role": "admin"}
 

@@ -9,7 +9,7 @@ import pytest
 
 from jobd import Cancel, Discard, Snooze, model
 from jobd.actions.build import ActionServices, build_action
-from jobd.actions.python import EntrypointError
+from jobd.common.entrypoints import EntrypointError
 from tests.data.actions import entry
 from tests.integration.actions.conftest import make_ctx, make_resource
 

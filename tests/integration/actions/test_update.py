@@ -10,7 +10,7 @@ import pytest
 from jobd import model
 from jobd.actions.build import ActionServices, build_action
 from jobd.actions.update import HttpResult, RowGone
-from jobd.triggers.where import WhereError
+from jobd.where import WhereError
 from tests.integration.actions.conftest import make_ctx, make_resource
 
 TABLE = """

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from jobd.db import create_pool
 from jobd.engine.registry import WorkerRegistry
+from jobd.sql.db import create_pool
 
 
 @pytest.fixture

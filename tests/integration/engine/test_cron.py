@@ -8,12 +8,12 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobd.db import create_pool
 from jobd.engine.config import CronEntry, EngineConfig, new_node_id
 from jobd.engine.cron import cron_once
 from jobd.engine.jobs import JobSpec
 from jobd.engine.leader import Leader
 from jobd.engine.services import LeaderServices
+from jobd.sql.db import create_pool
 from tests.integration.engine.conftest import eventually
 
 T0 = datetime(2024, 1, 1, 12, 0, 30, tzinfo=UTC)

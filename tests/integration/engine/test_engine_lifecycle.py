@@ -114,7 +114,7 @@ def test_a_full_server_is_a_transient_error() -> None:
     not kill the producer and stop the engine (seen on a busy shared server)."""
     import asyncpg
 
-    from jobd.db import is_transient
+    from jobd.sql.db import is_transient
 
     assert is_transient(asyncpg.TooManyConnectionsError("sorry, too many clients already"))
     assert not is_transient(asyncpg.UndefinedTableError("relation does not exist"))

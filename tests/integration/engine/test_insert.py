@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from jobd.db import connect
 from jobd.engine.insert import INSERT_CHANNEL, insert_jobs
 from jobd.engine.jobs import JobSpec
+from jobd.sql.db import connect
 
 
 async def test_bulk_insert_returns_ids_and_stores_fields(pool: Any) -> None:

@@ -1,18 +1,22 @@
-"""One migration path: schema.sql (fresh install) and the numbered migrations applied in
-order build the same catalog; migrate is idempotent and safe when run concurrently."""
+"""One migration path: an install of release 0.1 (its migrations, kept in
+tests/data/sql-0.1) migrated to today builds the same catalog as a fresh install of
+schema.sql and functions.sql; migrate is idempotent and safe when run concurrently."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from jobd.sql import migrations
+from jobd.sql import BASELINE, migrations, render
 from jobd.sql.migrate import migrate
+
+RELEASE_0_1 = Path(__file__).parents[2] / "data" / "sql-0.1"
 
 # Catalog of one schema, written so that names carry no schema prefix: tables, columns,
 # indexes with definitions, constraints, types with enum labels, table options.
@@ -39,14 +43,41 @@ SELECT 'type', t.typname || ':' || coalesce(
   (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid),
   '')
 FROM pg_type t WHERE t.typnamespace = $1::regnamespace AND t.typtype = 'e'
+UNION ALL
+SELECT 'fn', pg_get_functiondef(p.oid)
+FROM pg_proc p WHERE p.pronamespace = $1::regnamespace
 """
+
+
+def all_versions(schema: str) -> list[int]:
+    return [m.version for m in (*BASELINE, *migrations(schema))]
+
+
+async def install_release_0_1(conn: Any, schema: str) -> None:
+    """What release 0.1's `jobd migrate` left: its migrations applied and recorded."""
+    for version, path in enumerate(sorted(RELEASE_0_1.glob("*.sql")), start=1):
+        await conn.execute(render(path.read_text(), schema))
+        name = path.stem.split("_", 1)[1]
+        await conn.execute(
+            render("INSERT INTO {schema}.migrations (version, name) VALUES ($1, $2)", schema),
+            version, name,
+        )
+
+
+def _unnamed(text: str, schema: str) -> str:
+    """`text` with the schema's name (bare, quoted or a string) written S."""
+    for spelled in (f'"{schema}".', f"{schema}.", f"'{schema}'"):
+        text = text.replace(spelled, "S." if spelled.endswith(".") else "'S'")
+    return text
 
 
 async def _catalog(conn: Any, schema: str) -> list[tuple[str, str]]:
     await conn.execute(f"SET search_path = {schema}")  # so definitions print unqualified
     rows = await conn.fetch(CATALOG_SQL, schema)
     await conn.execute("RESET search_path")
-    return sorted((r["kind"], r["item"].replace(f"{schema}.", "S.")) for r in rows)
+    return sorted(
+        (r["kind"], _unnamed(r["item"], schema)) for r in rows
+    )
 
 
 def _pg_dump(url: str, schema: str) -> str | None:
@@ -68,13 +99,14 @@ def _pg_dump(url: str, schema: str) -> str | None:
 
 
 async def test_fresh_install_equals_migrations_in_order(database_url: str) -> None:
-    """Proves schema.sql and the ordered migrations give the same catalog (by a catalog
-    query, and by pg_dump --schema-only when pg_dump is installed)."""
+    """Proves a fresh install and a release-0.1 install brought up to date by `migrate`
+    give the same catalog, functions included (by a catalog query, and by pg_dump
+    --schema-only when pg_dump is installed)."""
     conn = await asyncpg.connect(database_url)
     try:
-        assert await migrate(conn, "fresh") == [m.version for m in migrations("fresh")]
-        for migration in migrations("stepped"):
-            await conn.execute(migration.sql)
+        assert await migrate(conn, "fresh") == all_versions("fresh")
+        await install_release_0_1(conn, "stepped")
+        assert await migrate(conn, "stepped") == [m.version for m in migrations("stepped")]
         assert await _catalog(conn, "fresh") == await _catalog(conn, "stepped")
     finally:
         await conn.close()
@@ -106,4 +138,4 @@ async def test_concurrent_migrate_on_a_fresh_database(database_url: str, starter
     finally:
         await asyncio.gather(*(c.close() for c in conns))
     applied = [r for r in results if r]
-    assert len(applied) == 1 and applied[0] == [m.version for m in migrations("together")]
+    assert len(applied) == 1 and applied[0] == all_versions("together")

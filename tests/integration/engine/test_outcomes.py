@@ -11,8 +11,9 @@ from jobd.engine import backoff
 from jobd.engine.context import JobContext
 from jobd.engine.drain import drain
 from jobd.engine.insert import insert_jobs
-from jobd.engine.jobs import Cancel, Discard, Job, JobSpec, Snooze
+from jobd.engine.jobs import ClaimLost, Job, JobSpec
 from jobd.engine.registry import WorkerRegistry
+from jobd.outcomes import Cancel, Discard, Snooze
 
 
 async def _insert(pool: Any, *specs: JobSpec) -> list[int]:
@@ -242,7 +243,8 @@ async def test_complete_in_commits_with_the_workers_transaction(
     pool: Any, registry: WorkerRegistry
 ) -> None:
     """Proves `complete_in` completes the job inside the worker's transaction (the engine
-    does not ack twice), and returns False when the claim was lost."""
+    does not ack twice), and raises ClaimLost (rolling the worker's transaction back) when
+    the claim was lost."""
     outcomes: list[bool] = []
 
     async def own_tx(job: Job, ctx: JobContext) -> None:
@@ -250,7 +252,12 @@ async def test_complete_in_commits_with_the_workers_transaction(
             if job.args.get("steal"):
                 await conn.execute("UPDATE jobd.jobs SET attempt = 7, max_attempts = 9")
             await conn.execute("CREATE TABLE IF NOT EXISTS side (id int)")
-            outcomes.append(await ctx.complete_in(conn))
+            try:
+                await ctx.complete_in(conn)
+            except ClaimLost:
+                outcomes.append(False)
+                raise
+            outcomes.append(True)
 
     registry.register("tx", own_tx)
     (job_id,) = await _insert(pool, JobSpec("tx"))

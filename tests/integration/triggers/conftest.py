@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from jobd.config import load_config_text
-from jobd.db import create_pool
 from jobd.engine.drain import drain
 from jobd.engine.registry import WorkerRegistry
+from jobd.sql.db import create_pool
 from jobd.triggers.runtime import TriggerRuntime
 from tests.integration.triggers import actions
 

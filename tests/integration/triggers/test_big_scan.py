@@ -34,7 +34,7 @@ async def _peak_bytes(rt: Any) -> tuple[int, Any]:
     res = rt.spec.resources["events"]
     tracemalloc.start()
     try:
-        result = await run_scheduler(rt, res, res.triggers["process"])
+        result = await run_scheduler(rt.deps, res, res.triggers["process"])
         return tracemalloc.get_traced_memory()[1], result
     finally:
         tracemalloc.stop()
@@ -64,7 +64,7 @@ async def test_200k_rows_50k_matching(build: Build, pool: Any) -> None:
     assert peak < 1_000_000, peak  # 50,000 rows would be several MB as Python objects
     assert peak < small_peak * 2 + 200_000, (peak, small_peak)
     again = await run_scheduler(
-        rt, rt.spec.resources["events"], rt.spec.resources["events"].triggers["process"]
+        rt.deps, rt.spec.resources["events"], rt.spec.resources["events"].triggers["process"]
     )
     assert (again.scanned, again.enqueued) == (50_000, 0)
     assert elapsed_s < 20

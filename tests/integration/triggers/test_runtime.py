@@ -18,7 +18,8 @@ from jobd.engine.producer import job_from_row
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import UsageError
 from jobd.triggers.api import run_schedule, run_trigger, run_triggers, schedule_trigger
-from jobd.triggers.runtime import TriggerRuntime, cron_entries
+from jobd.triggers.jobs import cron_entries
+from jobd.triggers.runtime import TriggerRuntime
 from jobd.triggers.tables import TableCheckError
 from tests.integration.triggers import actions
 from tests.integration.triggers.conftest import HEADER, Build, jobs, run_all
@@ -91,7 +92,6 @@ async def test_states(build: Build, pool: Any) -> None:
         "orders.resting", "orders.resting.scheduler", "orders.off"
     }  # fmt: skip
     async with engine:
-        await rt.start()
         fetches = engine.producers["q"].fetches
         while engine.producers["q"].fetches < fetches + 5:  # several polls went by
             await asyncio.sleep(0.02)
@@ -227,13 +227,13 @@ resources:
     res = rt.spec.resources["things"]
     from jobd.triggers.scheduler import run_scheduler
 
-    assert (await run_scheduler(rt, res, res.triggers["process"])).enqueued == 2
+    assert (await run_scheduler(rt.deps, res, res.triggers["process"])).enqueued == 2
     for row in await jobs(pool):
         assert await run_trigger(rt, "things", "process", row["args"]["pk"]) is None
     await pool.execute("TRUNCATE jobd.jobs")
     first = (await pool.fetchrow("SELECT to_jsonb(t) AS j FROM things t WHERE a = 1"))["j"]
     assert await run_trigger(rt, "things", "process", first)
-    assert (await run_scheduler(rt, res, res.triggers["process"])).enqueued == 1
+    assert (await run_scheduler(rt.deps, res, res.triggers["process"])).enqueued == 1
 
 
 async def test_configuration_checked_against_tables(pool: Any) -> None:

@@ -35,7 +35,7 @@ resources:
 
 async def scan(rt: TriggerRuntime, resource: str = "orders", trigger: str = "process") -> Any:
     res = rt.spec.resources[resource]
-    return await run_scheduler(rt, res, res.triggers[trigger])
+    return await run_scheduler(rt.deps, res, res.triggers[trigger])
 
 
 async def test_enqueues_matching_rows_once_and_runs_them(build: Build, pool: Any) -> None:

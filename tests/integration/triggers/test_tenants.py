@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from jobd.model import TenantSource
-from jobd.tenants import list_tenants
 from jobd.triggers.api import run_trigger
+from jobd.triggers.tenants import list_tenants
 from tests.integration.triggers import actions
 from tests.integration.triggers.conftest import Build, jobs, run_all
 from tests.integration.triggers.test_scheduler import scan
@@ -97,7 +97,7 @@ async def test_schema_strategy_without_tenants_at_start(build: Build, pool: Any)
         ),
         "CREATE TABLE tenants (name text);",
     )
-    assert not rt.tables["orders"].checked
+    assert not rt.deps.tables.resolved["orders"].checked
     await pool.execute(
         "INSERT INTO tenants VALUES ('acme'); CREATE SCHEMA acme;"
         " CREATE TABLE acme.orders (id int PRIMARY KEY, processed boolean);"
@@ -128,7 +128,7 @@ async def test_run_trigger_with_tenant(build: Build, pool: Any) -> None:
     """run_trigger with an attribute tenant checks the row belongs to it; without one the
     row's tenant is stored."""
     rt = await build(attribute_config(), ATTRIBUTE_ROWS)
-    from jobd.triggers.api import RowNotFound
+    from jobd.errors import RowNotFound
 
     org = await pool.fetchval("SELECT org FROM orders WHERE id = 1")
     assert await run_trigger(rt, "orders", "process", {"id": 1}, tenant=org)

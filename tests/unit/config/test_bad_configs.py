@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobd.cli import main
+from jobd.cli.main import main
 
 CORPUS = Path(__file__).parents[2] / "data" / "bad_configs"
 FILES = sorted(CORPUS.glob("*.yaml"))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from jobd.common.cron import cron_iter
 from jobd.config import load_config, load_config_text
-from jobd.config.cron import cron_iter
 from jobd.errors import ConfigError
 from jobd.model import ErrorValue, LiteralValue, ResponseValue, Spec, SqlValue
 

@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from jobd.cli import main
+from jobd.cli.main import main
 from jobd.config import load_config_text
+from jobd.config.durations import format_duration, parse_duration_s
 from jobd.config.reference import render_reference
 from jobd.config.schema import definition, schema, schema_text
-from jobd.durations import format_duration, parse_duration_s
 
 ROOT = Path(__file__).parents[3]
 

@@ -1,5 +1,5 @@
-"""What every operator command shares: the config option, the database connection, the
-JSON argument parsing, and table/JSON output."""
+"""What every command shares: the config option, the database connection, finding a
+trigger or schedule by name, the JSON argument parsing, and table/JSON output."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +17,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from jobd.errors import DatabaseError, UsageError
-from jobd.model import Spec
-from jobd.ops import to_jsonable
+from jobd.engine.ops import to_jsonable
+from jobd.errors import DatabaseError, UsageError, did_you_mean
+from jobd.model import Resource, Schedule, Spec, Trigger
+from jobd.sql.driver import Pool
 
 T = TypeVar("T")
+Command = Callable[[argparse.Namespace], int]
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -37,10 +39,16 @@ def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def config_path(args: argparse.Namespace) -> Path:
+    """`-c`, else `$JOBD_CONFIG`, else `./jobd.yaml`."""
+    given: Path | None = args.config
+    return given or Path(os.environ.get("JOBD_CONFIG") or "jobd.yaml")
+
+
 def load_spec(args: argparse.Namespace) -> Spec:
     from jobd.config import load_config
 
-    path: Path = args.config or Path(os.environ.get("JOBD_CONFIG") or "jobd.yaml")
+    path = config_path(args)
     if not path.exists():
         raise UsageError(f"configuration file {path} not found; pass -c FILE or set JOBD_CONFIG")
     return load_config(path)
@@ -51,19 +59,45 @@ class Db:
     """An open pool on the configuration's database."""
 
     spec: Spec
-    pool: Any
+    pool: Pool
     schema: str
+    config: Path | None = None  # the file the spec came from
+
+
+def _unknown(kind: str, name: str, known: Mapping[str, Any], where: str = "") -> UsageError:
+    return UsageError(f"{where}{kind} {name!r}; {did_you_mean(name, known)}")
+
+
+def find_trigger(spec: Spec, resource: str, trigger: str) -> tuple[Resource, Trigger]:
+    res = spec.resources.get(resource)
+    if res is None:
+        raise _unknown("unknown resource", resource, spec.resources)
+    found = res.triggers.get(trigger)
+    if found is None:
+        raise _unknown("has no trigger", trigger, res.triggers, f"resource {resource!r} ")
+    return res, found
+
+
+def find_schedule(spec: Spec, resource: str, name: str) -> tuple[Resource, Schedule]:
+    res = spec.resources.get(resource)
+    if res is None:
+        raise _unknown("unknown resource", resource, spec.resources)
+    found = res.scheduled_actions.get(name)
+    if found is None:
+        where = f"resource {resource!r} "
+        raise _unknown("has no scheduled action", name, res.scheduled_actions, where)
+    return res, found
 
 
 @contextlib.asynccontextmanager
 async def database(spec: Spec) -> AsyncIterator[Db]:
     """A small pool on `database.url` (or the embedded server); DatabaseError when down."""
-    from jobd.db import describe_url, init_connection
+    from jobd.sql.db import describe_url, init_connection
 
     url: str = spec.database.url or ""
     embedded: Any = None
     if not url:
-        from jobd.embedded import start_embedded
+        from jobd.daemon.embedded import start_embedded
 
         url, embedded = await asyncio.to_thread(start_embedded)
     try:
@@ -129,9 +163,7 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         sys.stdout.write("\n")
 
 
-def command(
-    fn: Callable[[argparse.Namespace, Db], Awaitable[int]],
-) -> Callable[[argparse.Namespace], int]:
+def command(fn: Callable[[argparse.Namespace, Db], Awaitable[int]]) -> Command:
     """Turn `async fn(args, db)` into `cmd(args) -> int` with the database open."""
 
     def cmd(args: argparse.Namespace) -> int:
@@ -142,6 +174,7 @@ def command(
 
         async def main() -> int:
             async with database(spec) as db:
+                db.config = config_path(args)
                 return await fn(args, db)
 
         return asyncio.run(main())

@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from jobd.common.jsontext import json_text
 from jobd.errors import DatabaseError
+from jobd.sql.driver import Connection, Pool
 
 T = TypeVar("T")
 
@@ -42,19 +44,15 @@ def describe_url(url: str) -> str:
         return "(unparsable database.url)"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
 async def init_connection(conn: Any) -> None:
     """Codecs so Python dicts and lists go in and out of json/jsonb columns."""
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
-            typename, encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
+            typename, encoder=json_text, decoder=json.loads, schema="pg_catalog", format="text"
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Any:
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
     """An asyncpg pool with jobd's codecs and `application_name='jobd'`."""
     settings = {"application_name": APPLICATION_NAME}
     try:
@@ -67,25 +65,38 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Any
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from exc
-    return pool
+    return pool  # type: ignore[no-any-return]
 
 
-async def connect(dsn: str, **kwargs: Any) -> Any:
+async def connect(dsn: str, **kwargs: Any) -> Connection:
     """One connection with jobd's codecs, outside any pool."""
     kwargs.setdefault("server_settings", {"application_name": APPLICATION_NAME})
     conn = await asyncpg.connect(dsn, **kwargs)
     await init_connection(conn)
-    return conn
+    return conn  # type: ignore[no-any-return]
 
 
-async def connect_like(pool: Any) -> Any:
+async def connect_like(pool: Pool) -> Connection:
     """A new connection, not from `pool`, to the same server with the same settings."""
     # asyncpg keeps the pool's connect arguments on it (also set by set_connect_args).
     args = list(getattr(pool, "_connect_args", []))
     kwargs = dict(getattr(pool, "_connect_kwargs", {}))
     conn = await asyncpg.connect(*args, **kwargs)
     await init_connection(conn)
-    return conn
+    return conn  # type: ignore[no-any-return]
+
+
+# What a database round trip can raise that a background loop survives (logged, retried
+# at its next interval): any driver or server error, and the network's. InternalClientError:
+# asyncpg found a connection mid-operation after its server restarted ("cannot switch to
+# state 12"); the next round trip gets a fresh connection.
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -93,17 +104,9 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""
         return state in _TRANSIENT_SQLSTATES or state.startswith("08")
-    # InternalClientError: asyncpg found a connection mid-operation after its server went
-    # away; the pool discards that connection on release, so a retry gets a fresh one.
-    return isinstance(
-        exc,
-        OSError
-        | asyncpg.InterfaceError
-        | asyncpg.exceptions.InternalClientError
-        | asyncpg.exceptions.ConnectionDoesNotExistError
-        | ConnectionError
-        | TimeoutError,
-    )
+    # The rest of DB_ERRORS: a lost connection or a timeout (the pool discards a broken
+    # connection on release, so a retry gets a fresh one).
+    return isinstance(exc, DB_ERRORS)
 
 
 def is_database_outage(exc: BaseException) -> bool:

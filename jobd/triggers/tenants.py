@@ -2,23 +2,23 @@
 
 Resolved each time a scheduler runs (and once at start, to check a `schema` tenant's
 table). Names that will become SQL text (schema-strategy tenants are schema names) must be
-plain identifiers (`jobd.ident.is_identifier`); a bad name is logged as
+plain identifiers (`jobd.sql.ident.is_identifier`); a bad name is logged as
 `tenants.invalid` and skipped, never quoted into a query. Attribute-strategy tenants are
 only ever bind parameters, so any non-empty string (an org id such as "42") is accepted.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+from jobd.common.entrypoints import EntrypointError, load_callable
 from jobd.errors import JobdError
-from jobd.ident import is_identifier
 from jobd.model import TenantSource
+from jobd.sql.driver import Connection
+from jobd.sql.ident import is_identifier
 
 log = structlog.get_logger("jobd.triggers")
 
@@ -29,23 +29,7 @@ class TenantSourceError(JobdError):
     """A `list_tenants` source could not be evaluated (bad entrypoint, failing query)."""
 
 
-def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
-    """The callable named by "package.module:attr" (attr may be dotted)."""
-    module_name, _, attr = entrypoint.partition(":")
-    if not module_name or not attr:
-        raise TenantSourceError(f"list_tenants python entrypoint {entrypoint!r}: use 'mod:func'")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise TenantSourceError(f"list_tenants: cannot load {entrypoint!r}: {exc}") from exc
-    if not callable(target):
-        raise TenantSourceError(f"list_tenants: {entrypoint!r} is not callable")
-    return target  # type: ignore[no-any-return]
-
-
-async def _raw_names(source: TenantSource, conn: Any) -> list[Any]:
+async def _raw_names(source: TenantSource, conn: Connection) -> list[Any]:
     if source.kind == "list":
         return list(source.names)
     if source.kind == "sql":
@@ -56,7 +40,11 @@ async def _raw_names(source: TenantSource, conn: Any) -> list[Any]:
         except Exception as exc:  # the user's query: any driver error is theirs to fix
             raise TenantSourceError(f"list_tenants sql failed: {exc}") from exc
         return [row[0] for row in rows]
-    result = load_entrypoint(source.entrypoint or "")()
+    try:
+        function = load_callable(source.entrypoint or "", context=" (list_tenants)")
+    except EntrypointError as exc:
+        raise TenantSourceError(str(exc)) from exc
+    result = function()
     if inspect.isawaitable(result):
         result = await result
     if isinstance(result, str) or not hasattr(result, "__iter__"):
@@ -75,7 +63,7 @@ def tenant_ok(name: object, *, identifier: bool) -> bool:
 
 
 async def list_tenants(
-    source: TenantSource | None, conn: Any, *, identifiers: bool = True
+    source: TenantSource | None, conn: Connection, *, identifiers: bool = True
 ) -> list[str]:
     """The tenant names of `source` (None: no tenants), in order, without repeats.
 

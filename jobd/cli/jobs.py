@@ -6,8 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from jobd import ops
-from jobd.commands.common import (
+from jobd.cli.common import (
     Db,
     add_config,
     add_json,
@@ -16,6 +15,8 @@ from jobd.commands.common import (
     print_json,
     print_table,
 )  # fmt: skip
+from jobd.engine import ops
+from jobd.engine.jobs import JobState
 from jobd.errors import JobdError, UsageError
 
 JOB_COLUMNS = ("id", "state", "queue", "worker", "attempt", "max_attempts", "scheduled_at",
@@ -32,7 +33,7 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     jobs = sub.add_parser("jobs", help="list, show, retry or cancel jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
     p = add_config(jobs_sub.add_parser("list", help="jobs, newest first"))
-    p.add_argument("--state", choices=ops.JOB_STATES)
+    p.add_argument("--state", choices=list(JobState))
     p.add_argument("--queue")
     p.add_argument("--worker")
     p.add_argument("--limit", type=_positive, default=50, help="at most this many (default 50)")
@@ -123,8 +124,8 @@ async def cmd_queues(args: argparse.Namespace, db: Db) -> int:
         print_json(rows)
         return 0
     table = [{**r, "paused": "yes" if r["paused"] else "no",
-              **{s: r["depth"].get(s, 0) for s in ops.JOB_STATES}} for r in rows]  # fmt: skip
-    print_table(table, ("name", "paused", "limit", "global_limit", *ops.JOB_STATES))
+              **{s: r["depth"].get(s, 0) for s in JobState}} for r in rows]  # fmt: skip
+    print_table(table, ("name", "paused", "limit", "global_limit", *JobState))
     return 0
 
 
@@ -143,10 +144,10 @@ async def cmd_status(args: argparse.Namespace, db: Db) -> int:
                   "leader": "*" if n["leader"] else ""} for n in result["nodes"]]  # fmt: skip
         print_table(nodes, ("id", "name", "started_at", "heartbeat_age_s", "leader"))
     print("queues:")
-    depths = [{"queue": q, **{s: d.get(s, 0) for s in ops.JOB_STATES}}
+    depths = [{"queue": q, **{s: d.get(s, 0) for s in JobState}}
               for q, d in sorted(result["queues"].items())]  # fmt: skip
     if depths:
-        print_table(depths, ("queue", *ops.JOB_STATES))
+        print_table(depths, ("queue", *JobState))
     else:
         print("  (no jobs)")
     return 0

@@ -19,25 +19,29 @@ from typing import Any
 
 import structlog
 
-from jobd import sdnotify
+from jobd.actions.build import ActionServices
 from jobd.actions.http import HttpClient
-from jobd.admin import AdminDeps, AdminServer
+from jobd.admin.server import AdminDeps, AdminServer
 from jobd.config import load_config
-from jobd.db import create_pool, describe_url
-from jobd.engine.config import EngineConfig, QueueConfig
+from jobd.daemon import sdnotify
+from jobd.engine.config import CronEntry, EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import DatabaseError, JobdError
 from jobd.model import Spec
-from jobd.registry import sync_registry
+from jobd.sql.db import create_pool, describe_url
+from jobd.sql.driver import Pool
 from jobd.sql.migrate import migrate
+from jobd.triggers.jobs import cron_entries
+from jobd.triggers.runtime import TriggerRuntime
+from jobd.triggers.sql_api import sync_registry
 
 log = structlog.get_logger("jobd.daemon")
 
 POOL_HEADROOM = 5  # connections beyond the queues' limits: notifier-free pool work, API
 
 
-def engine_config(spec: Spec, crons: tuple[Any, ...] = ()) -> EngineConfig:
+def engine_config(spec: Spec, crons: tuple[CronEntry, ...] = ()) -> EngineConfig:
     """The engine's view of the configuration."""
     return EngineConfig(
         schema=spec.database.schema,
@@ -75,7 +79,7 @@ class Generation:
 
     spec: Spec
     engine: Engine
-    runtime: Any
+    runtime: TriggerRuntime
 
 
 class Daemon:
@@ -87,14 +91,14 @@ class Daemon:
         self.admin_deps: AdminDeps | None = None
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
-        self.pool: Any = None
+        self._pool: Pool | None = None
         self.current: Generation | None = None
         self._embedded: Any = None  # keeps the embedded server alive
 
     async def database_url(self, spec: Spec) -> str:
         if spec.database.url:
             return spec.database.url
-        from jobd.embedded import start_embedded
+        from jobd.daemon.embedded import start_embedded
 
         url, self._embedded = await asyncio.to_thread(start_embedded)
         log.warning(
@@ -103,30 +107,29 @@ class Daemon:
         )
         return url
 
-    async def start_generation(self, spec: Spec) -> Generation:
-        from jobd.actions.build import ActionServices
-        from jobd.triggers.runtime import TriggerRuntime, cron_entries
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise JobdError("the daemon is not connected to its database yet")
+        return self._pool
 
+    @pool.setter
+    def pool(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def start_generation(self, spec: Spec) -> Generation:
         registry = WorkerRegistry()
         services = ActionServices(http=self.http, schema=spec.database.schema)
         async with self.pool.acquire() as conn:
             runtime = await TriggerRuntime.create(
                 spec, registry, self.pool, conn, services=services
             )
-            # What the SQL functions and jobd.Client read to build the same jobs as we do.
-            await sync_registry(conn, spec)
         engine = Engine(self.pool, engine_config(spec, cron_entries(spec)), registry)
         runtime.attach(engine)
         await engine.start()
-        try:
-            await runtime.start()
-        except BaseException:
-            await engine.stop()  # no half-started generation keeps running jobs
-            raise
         return Generation(spec, engine, runtime)
 
     async def stop_generation(self, generation: Generation) -> None:
-        await generation.runtime.stop()
         await generation.engine.stop()
 
     async def run(self) -> int:
@@ -164,7 +167,7 @@ class Daemon:
         log.info("daemon.stopped")
         return 0
 
-    async def connect(self, url: str, spec: Spec) -> Any:
+    async def connect(self, url: str, spec: Spec) -> Pool:
         """The pool; a DatabaseError naming where (never the password) when it fails."""
         try:
             return await create_pool(url, min_size=2, max_size=pool_size(spec))
@@ -216,7 +219,6 @@ class Daemon:
         if self.admin_deps is not None:
             self.admin_deps.spec = generation.spec
             self.admin_deps.engine = generation.engine
-            self.admin_deps.runtime = generation.runtime
 
     async def _supervise(self) -> None:
         watchdog = asyncio.create_task(self._watchdog(), name="jobd:watchdog")

@@ -25,8 +25,9 @@ from functools import cache
 from typing import Any
 
 from jobd import model
-from jobd.actions.python import EntrypointError, call_maybe_async, load_entrypoint
+from jobd.common.entrypoints import EntrypointError, call_maybe_async, load_entrypoint
 from jobd.errors import JobdError
+from jobd.sql.driver import Connection
 
 
 class ActorNotFound(JobdError):
@@ -78,7 +79,7 @@ async def store_actor_async(
 
 
 async def lookup_actor(
-    persister: model.ActorPersister | None, stored: Mapping[str, Any] | None, conn: Any
+    persister: model.ActorPersister | None, stored: Mapping[str, Any] | None, conn: Connection
 ) -> dict[str, Any] | None:
     """The current actor for `stored` (None when the job has no actor)."""
     if stored is None:
@@ -101,7 +102,7 @@ def _store_fields(
 
 
 async def _lookup_sql(
-    persister: model.ActorPersister, stored: Mapping[str, Any], conn: Any
+    persister: model.ActorPersister, stored: Mapping[str, Any], conn: Connection
 ) -> dict[str, Any]:
     missing = [a for a in persister.lookup_args if a not in stored]
     if missing:
@@ -110,8 +111,9 @@ async def _lookup_sql(
             "lacks (check actor_persister.store)"
         )
     args = [stored[a] for a in persister.lookup_args]
+    sql = persister.lookup_sql or ""  # set: the caller checked
     try:
-        row = await conn.fetchrow(persister.lookup_sql, *args)
+        row = await conn.fetchrow(sql, *args)
     except Exception as exc:  # driver errors: their text may quote values, so leave it out
         state = getattr(exc, "sqlstate", None)
         raise ActorLookupError(

@@ -1,26 +1,61 @@
 """Request plumbing of the admin API: JSON errors, the token check, listen addresses, and
-validation of request bodies. Handlers live in `jobd.admin`."""
+validation of request bodies. Handlers live in `jobd.admin.handlers`."""
 
 from __future__ import annotations
 
-import difflib
 import hmac
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
 
-from jobd import ops
-from jobd.errors import DatabaseError, JobdError, UsageError
-from jobd.triggers import api as triggers_api
+from jobd.admin.metrics import Metrics, default_metrics
+from jobd.common.jsontext import json_text
+from jobd.engine import ops
+from jobd.errors import DatabaseError, JobdError, RowNotFound, UnknownTrigger, UsageError
+from jobd.model import Spec
+from jobd.sql.driver import Pool
 
 log = structlog.get_logger("jobd.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
+
+
+class EngineView(Protocol):
+    """What the admin listener reads of the running engine."""
+
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def is_running(self) -> bool: ...
+    @property
+    def running(self) -> int: ...
+
+
+@dataclass
+class AdminDeps:
+    """What the admin app serves. Mutable on purpose: on a reload the daemon swaps `spec`
+    and `engine` in place and the running server serves the new ones."""
+
+    pool: Pool
+    schema: str
+    spec: Spec | None = None  # resource names for validation, configured queues
+    engine: EngineView | None = None  # None until the engine runs: /readyz says 503
+    metrics: Metrics = field(default_factory=default_metrics)
+
+
+DEPS_KEY = web.AppKey("deps", AdminDeps)
+
+
+def deps_of(request: web.Request) -> AdminDeps:
+    return request.app[DEPS_KEY]
 
 
 class ApiError(Exception):
@@ -39,11 +74,7 @@ def error_response(status: int, error: str, hint: str = "") -> web.Response:
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(ops.to_jsonable(data), status=status, dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
+    return web.json_response(ops.to_jsonable(data), status=status, dumps=json_text)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -102,8 +133,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason, "see docs/http-api.md for the endpoints")
-    except triggers_api.RowNotFound as exc:
+    except RowNotFound as exc:
         return error_response(404, str(exc), "check the primary key (and tenant)")
+    except UnknownTrigger as exc:
+        return error_response(404, str(exc))
     except UsageError as exc:
         return error_response(400, str(exc))
     except DatabaseError as exc:
@@ -152,6 +185,3 @@ def reject_unknown(body: dict[str, Any], allowed: set[str]) -> None:
         raise ApiError(400, f"unknown field(s) {unknown}", f"allowed: {sorted(allowed)}")
 
 
-def did_you_mean(name: str, choices: Any) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f"did you mean {close[0]!r}?" if close else f"known: {sorted(choices)}"

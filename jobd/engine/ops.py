@@ -22,22 +22,21 @@ from typing import Any
 
 from jobd.engine import queues as engine_queues
 from jobd.engine.insert import INSERT_CHANNEL, channel
+from jobd.engine.jobs import JobState
 from jobd.errors import UsageError
 from jobd.sql import queries
+from jobd.sql.driver import Connection, Pool
 
-JOB_STATES = (
-    "available", "scheduled", "executing", "retryable", "completed", "discarded", "cancelled",
-)  # fmt: skip
 MAX_LIST_LIMIT = 10_000
 
 
 def _check_state(state: str | None) -> None:
-    if state is not None and state not in JOB_STATES:
-        raise UsageError(f"unknown job state {state!r}; use one of: {', '.join(JOB_STATES)}")
+    if state is not None and state not in set(JobState):
+        raise UsageError(f"unknown job state {state!r}; use one of: {', '.join(JobState)}")
 
 
 async def list_jobs(
-    conn: Any,
+    conn: Connection,
     schema: str,
     *,
     state: str | None = None,
@@ -53,13 +52,13 @@ async def list_jobs(
     return [dict(row.items()) for row in rows]
 
 
-async def get_job(conn: Any, schema: str, job_id: int) -> dict[str, Any] | None:
+async def get_job(conn: Connection, schema: str, job_id: int) -> dict[str, Any] | None:
     """One job with args, meta and errors; None when there is no such job."""
     row = await conn.fetchrow(queries(schema)["ops_get_job"], job_id)
     return None if row is None else dict(row.items())
 
 
-async def retry_job(conn: Any, schema: str, job_id: int) -> bool:
+async def retry_job(conn: Connection, schema: str, job_id: int) -> bool:
     """Make a job available now (not when available or executing); False when it was not
     retried (no such job, or in one of those states)."""
     q = queries(schema)
@@ -72,7 +71,7 @@ async def retry_job(conn: Any, schema: str, job_id: int) -> bool:
     return True
 
 
-async def cancel_job(conn: Any, schema: str, job_id: int) -> bool:
+async def cancel_job(conn: Connection, schema: str, job_id: int) -> bool:
     """Cancel an incomplete job (see module docs for executing ones); False when there is
     no such job or it already ended."""
     entry = {
@@ -81,12 +80,12 @@ async def cancel_job(conn: Any, schema: str, job_id: int) -> bool:
         "error": "cancelled by operator",
         "kind": "cancel",
     }
-    # The connection has jobd's jsonb codec (jobd.db): the dict goes in as is.
+    # The connection has jobd's jsonb codec (jobd.sql.db): the dict goes in as is.
     found = await conn.fetchval(queries(schema)["ops_cancel_job"], job_id, entry)
     return found is not None
 
 
-async def queue_depths(conn: Any, schema: str) -> dict[str, dict[str, int]]:
+async def queue_depths(conn: Connection, schema: str) -> dict[str, dict[str, int]]:
     """Job counts by queue, then state (only states with jobs appear)."""
     depths: dict[str, dict[str, int]] = {}
     for row in await conn.fetch(queries(schema)["queue_counts"]):
@@ -94,7 +93,7 @@ async def queue_depths(conn: Any, schema: str) -> dict[str, dict[str, int]]:
     return depths
 
 
-async def queue_settings(conn: Any, schema: str) -> dict[str, dict[str, Any]]:
+async def queue_settings(conn: Connection, schema: str) -> dict[str, dict[str, Any]]:
     """Runtime overrides by queue (paused, local_limit, global_limit)."""
     rows = await engine_queues.read_rows(conn, schema)
     return {
@@ -108,7 +107,7 @@ async def queue_settings(conn: Any, schema: str) -> dict[str, dict[str, Any]]:
 
 
 async def list_queues(
-    conn: Any, schema: str, configured: dict[str, int] | None = None
+    conn: Connection, schema: str, configured: dict[str, int] | None = None
 ) -> list[dict[str, Any]]:
     """Every queue known from the configuration, the settings table or the jobs table:
     its limit (configured, overridden by scale), paused flag, and depth by state."""
@@ -128,7 +127,7 @@ async def list_queues(
     return result
 
 
-async def status(conn: Any, schema: str) -> dict[str, Any]:
+async def status(conn: Connection, schema: str) -> dict[str, Any]:
     """Nodes (heartbeat age, leader flag), the leader, queue depths and settings."""
     q = queries(schema)
     nodes = [dict(row.items()) for row in await conn.fetch(q["ops_nodes"])]
@@ -146,17 +145,17 @@ def _check_queue(name: str) -> None:
         raise UsageError(f"queue name must be 1 to 128 characters, got {name!r}")
 
 
-async def pause_queue(pool: Any, schema: str, name: str) -> None:
+async def pause_queue(pool: Pool, schema: str, name: str) -> None:
     _check_queue(name)
     await engine_queues.set_paused(pool, schema, name, True)
 
 
-async def resume_queue(pool: Any, schema: str, name: str) -> None:
+async def resume_queue(pool: Pool, schema: str, name: str) -> None:
     _check_queue(name)
     await engine_queues.set_paused(pool, schema, name, False)
 
 
-async def scale_queue(pool: Any, schema: str, name: str, limit: int | None) -> None:
+async def scale_queue(pool: Pool, schema: str, name: str, limit: int | None) -> None:
     """Set the per-node limit of `name` on every node (None: back to the configured one)."""
     _check_queue(name)
     if limit is not None and limit < 1:

@@ -1,0 +1,62 @@
+"""`jobd migrate` and `jobd explain`: jobd's schema, and the SQL a trigger runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jobd.cli.common import Command, Db, add_config, command, find_trigger
+
+
+def register(sub: Any) -> dict[str, Command]:
+    help_text = "create or upgrade jobd's tables and write the configuration's SQL API registry"
+    add_config(sub.add_parser("migrate", help=help_text))
+    help_text = "print a trigger's scheduler SQL and its worker's re-read SQL"
+    p = add_config(sub.add_parser("explain", help=help_text))
+    p.add_argument("resource")
+    p.add_argument("trigger")
+    p.add_argument("--tenant", help="tenant (schema multitenancy: the schema to show)")
+    return {"migrate": cmd_migrate, "explain": cmd_explain}
+
+
+@command
+async def cmd_migrate(args: argparse.Namespace, db: Db) -> int:
+    """Apply pending migrations (under an advisory lock), then write the configuration's
+    triggers and schedules to the SQL API's registry, as `jobd run` does: the SQL functions
+    accept them at once, and their jobs wait for a daemon."""
+    from jobd.sql.migrate import migrate
+    from jobd.triggers.sql_api import sync_registry
+
+    async with db.pool.acquire() as conn:
+        applied = await migrate(conn, db.schema)
+        await sync_registry(conn, db.spec)
+    if applied:
+        print(f"schema {db.schema}: applied migrations {', '.join(map(str, applied))}")
+    else:
+        print(f"schema {db.schema}: up to date")
+    return 0
+
+
+@command
+async def cmd_explain(args: argparse.Namespace, db: Db) -> int:
+    """Print the scheduler's SQL (first and later pages) and the worker's re-read SQL."""
+    from jobd.triggers.sqlgen import reread_sql, scan_sql
+    from jobd.triggers.tables import TableCheckError, resolve_table
+
+    resource, trigger = find_trigger(db.spec, args.resource, args.trigger)
+    async with db.pool.acquire() as conn:
+        table, problems = await resolve_table(conn, resource, args.tenant)
+    if table is None or problems:
+        raise TableCheckError(problems or [f"resource {resource.name!r}: table not found"])
+    table_sql = table.sql(args.tenant)
+    scan = scan_sql(resource, trigger, table, table_sql, db.schema)
+    paging = "keyset pages" if scan.paged else "one statement (order is not the primary key)"
+    print(f"-- {resource.name}.{trigger.name}: scheduler {trigger.scheduler_name}, {paging}")
+    print(f"-- scheduler: first page{'' if scan.paged else ' (the whole scan)'}")
+    print(scan.first.rstrip() + ";\n")
+    if scan.next is not None:
+        print("-- scheduler: later pages (keyset after the last primary key)")
+        print(scan.next.rstrip() + ";\n")
+    print(f"-- worker {trigger.worker_name}: re-read of the row ($1 = primary key object)")
+    print(reread_sql(resource, trigger, table, table_sql, db.schema).rstrip() + ";")
+    return 0

@@ -1,0 +1,113 @@
+"""`jobd trigger` and `jobd schedule`: ask for work now, through the SQL API."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jobd.cli.common import (
+    Command,
+    Db,
+    add_config,
+    command,
+    find_schedule,
+    find_trigger,
+    json_object,
+    parse_json,
+)
+from jobd.errors import UsageError
+
+
+def register(sub: Any) -> dict[str, Command]:
+    p = add_config(
+        sub.add_parser("trigger", help="run a trigger for rows (--pk), or its scheduler now")
+    )
+    p.add_argument("resource")
+    p.add_argument("trigger")
+    pk = p.add_mutually_exclusive_group()
+    pk.add_argument(
+        "--pk",
+        action="append",
+        metavar="JSON|VALUE",
+        help="primary key: a JSON object, a JSON list of objects, or a value "
+        "for a one-column key; repeatable",
+    )
+    help_text = "run the scheduler now over every row (the default without --pk)"
+    pk.add_argument("--all", action="store_true", help=help_text)
+    p.add_argument("--actor", metavar="JSON", help="actor object, e.g. '{\"id\": 7}'")
+    p.add_argument("--tenant", help="tenant of the rows")
+    p = add_config(sub.add_parser("schedule", help="run a scheduled action now"))
+    p.add_argument("resource")
+    p.add_argument("name")
+    p.add_argument("--input", metavar="JSON", help="input object merged over action_input")
+    p.add_argument("--actor", metavar="JSON", help="actor object")
+    p.add_argument("--tenant", help="only this tenant (multitenant resources)")
+    return {"trigger": cmd_trigger, "schedule": cmd_schedule}
+
+
+def _primary_keys(values: list[str], pk_columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    keys: list[dict[str, Any]] = []
+    for text in values:
+        try:
+            value = parse_json(text, "--pk")
+        except UsageError:
+            value = text  # a bare string value
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict):
+                keys.append(item)
+            elif len(pk_columns) == 1:
+                keys.append({pk_columns[0]: item})
+            else:
+                raise UsageError(
+                    f"--pk {text!r}: the key has columns {list(pk_columns)}: pass a JSON "
+                    f"object, e.g. --pk '{{\"{pk_columns[0]}\": ...}}'"
+                )
+    return keys
+
+
+@command
+async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
+    """Enqueue the trigger's worker for rows, or its scheduler."""
+    from jobd.triggers import api
+    from jobd.triggers.tables import Tables
+
+    resource, trigger = find_trigger(db.spec, args.resource, args.trigger)
+    actor = json_object(args.actor, "--actor")
+    if not args.pk:
+        if args.tenant is not None:
+            raise UsageError("--tenant needs --pk: a scheduler run scans every tenant")
+        job_id = await api.schedule_trigger(db, resource.name, trigger.name, actor=actor)
+        if job_id is None:
+            print(f"scheduler {trigger.scheduler_name}: a run is already waiting")
+        else:
+            print(f"scheduler {trigger.scheduler_name}: job {job_id} enqueued")
+        return 0
+    async with db.pool.acquire() as conn:
+        table, _ = await Tables().table_for(conn, resource, args.tenant)
+    keys = _primary_keys(args.pk, table.primary_key)
+    ids = await api.run_triggers(
+        db, resource.name, trigger.name, keys, actor=actor, tenant=args.tenant
+    )
+    skipped = len(keys) - len(ids)
+    note = f", {skipped} skipped (row missing or a job already waiting)" if skipped else ""
+    print(f"{trigger.worker_name}: {len(ids)} job(s) enqueued{f' {ids}' if ids else ''}{note}")
+    return 0
+
+
+@command
+async def cmd_schedule(args: argparse.Namespace, db: Db) -> int:
+    """Run a scheduled action now."""
+    from jobd.triggers import api
+
+    resource, schedule = find_schedule(db.spec, args.resource, args.name)
+    job_id = await api.run_schedule(
+        db,
+        resource.name,
+        schedule.name,
+        input=json_object(args.input, "--input"),
+        actor=json_object(args.actor, "--actor"),
+        tenant=args.tenant,
+    )
+    print(f"{resource.name}.{schedule.name}: job {job_id} enqueued")
+    return 0

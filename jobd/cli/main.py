@@ -1,0 +1,69 @@
+"""The `jobd` command line: parse arguments, dispatch to the command groups (one module
+each: config, run, database, enqueue, jobs), map errors to exit codes.
+
+Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or usage. No traceback ever
+reaches the user: every `JobdError` becomes its message, anything else a one-line report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from jobd import __version__
+from jobd.cli import config, database, enqueue, jobs, run
+from jobd.cli.common import Command
+from jobd.errors import ConfigError, JobdError, UsageError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so usage errors share one exit path."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jobd", description="A standalone job daemon for Postgres.")
+    parser.add_argument("--version", action="version", version=f"jobd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for group in (config, run, database, enqueue, jobs):
+        COMMANDS.update(group.register(sub))
+    return parser
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        return exc.exit_code
+    except JobdError as exc:
+        print(f"jobd: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: still no traceback for the user, but say what to do
+        print(
+            f"jobd: internal error: {type(exc).__name__}: {exc} "
+            "(please report this; run with JOBD_TRACEBACK=1 for details)",
+            file=sys.stderr,
+        )
+        if os.environ.get("JOBD_TRACEBACK"):
+            raise
+        return EXIT_FAILURE
