@@ -60,9 +60,13 @@ def main(args: list[str]) -> int:
         return code
     if command == "lint":
         ensure_venv()
-        return run([str(BIN / "ruff"), "check", "."]) or run(
-            [str(BIN / "mypy"), "--strict", "jobd"]
-        )
+        checks = [
+            [str(BIN / "ruff"), "check", "."],
+            [str(BIN / "ruff"), "format", "--check", "."],
+            [str(BIN / "mypy"), "--strict", "jobd"],
+            [str(BIN / "lint-imports"), "--no-cache"],
+        ]
+        return next((code for code in map(run, checks) if code), 0)
     if command == "venv":
         ensure_venv()
         return 0

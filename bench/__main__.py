@@ -76,8 +76,11 @@ def run_step(name: str, quick: bool) -> dict[str, Any]:
         out: dict[str, Any] = asyncio.run(STEPS[name](quick))
     except Exception as exc:
         traceback.print_exc()
-        out = {"markdown": f"**Not measured: {type(exc).__name__}: {exc}**", "data": {},
-               "failed": True}  # fmt: skip
+        out = {
+            "markdown": f"**Not measured: {type(exc).__name__}: {exc}**",
+            "data": {},
+            "failed": True,
+        }
     out["seconds"] = round(time.monotonic() - started, 1)
     print(out["markdown"], flush=True)
     return out
@@ -87,8 +90,12 @@ def draw_chart(path: str) -> str:
     png = results.RESULTS_DIR / "summary.png"
     try:
         python = runners.python_for("peers")
-        subprocess.run([str(python), "-m", "bench.harness.chart", path, str(png)],
-                       cwd=runners.ROOT, check=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            [str(python), "-m", "bench.harness.chart", path, str(png)],
+            cwd=runners.ROOT,
+            check=True,
+            timeout=120,
+        )
     except (runners.RunnerFailed, subprocess.SubprocessError) as exc:
         return f"chart not drawn: {exc}"
     return str(png.relative_to(runners.ROOT))

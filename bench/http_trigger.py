@@ -114,8 +114,10 @@ async def serve() -> None:
 def start_sink() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.http_trigger", "--serve"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     port = int(proc.stdout.readline())
     return proc, f"http://127.0.0.1:{port}"
@@ -226,8 +228,10 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
     admin = server_url()
     proc, sink = start_sink()
     runs: dict[str, list[dict[str, Any]]] = {
-        "jobd trigger + python action": [], "jobd trigger + http": [], "raw aiohttp": []
-    }  # fmt: skip
+        "jobd trigger + python action": [],
+        "jobd trigger + http": [],
+        "raw aiohttp": [],
+    }
     try:
         for repeat in range(1, args.repeats + 1):
             for kind in ("python", "http"):
@@ -257,8 +261,11 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
         r = s["rows_per_s"]
         vs = f"{r['median'] / raw_med:.2f}x" if raw_med else ""
         lines.append(f"| {name} | {r['median']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f}) | {vs} |")
-    data = {"args": {k: v for k, v in vars(args).items() if k != "serve"},
-            "runs": runs, "summaries": summaries}  # fmt: skip
+    data = {
+        "args": {k: v for k, v in vars(args).items() if k != "serve"},
+        "runs": runs,
+        "summaries": summaries,
+    }
     return {"markdown": "\n".join(lines), "data": data}
 
 

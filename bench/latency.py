@@ -46,8 +46,11 @@ async def collect(quick: bool) -> dict[str, Any]:
             except runners.RunnerFailed as exc:
                 failures[f"{library} load {load_n}"] = str(exc).strip().splitlines()[-1][:300]
                 continue
-            print(f"latency {library:9s} load {load_n:>6,}: p50 {r['p50_ms']:.1f} ms"
-                  f"  p99 {r['p99_ms']:.1f} ms", flush=True)  # fmt: skip
+            print(
+                f"latency {library:9s} load {load_n:>6,}: p50 {r['p50_ms']:.1f} ms"
+                f"  p99 {r['p99_ms']:.1f} ms",
+                flush=True,
+            )
             rows.append(r)
     lines = [
         f"{s['probes']} probe jobs per row, inserted one at a time {s['gap_ms']} ms apart;"
@@ -60,8 +63,10 @@ async def collect(quick: bool) -> dict[str, Any]:
     for r in rows:
         load = "low (idle)" if r["load_n"] == 0 else f"drain of {r['load_n']:,}"
         left = r["notes"].get("load_left_after_probes", 0) if r["load_n"] else ""
-        lines.append(f"| {r['library']} | {load} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
-                     f" {r['max_ms']:.1f} | {left} |")  # fmt: skip
+        lines.append(
+            f"| {r['library']} | {load} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
+            f" {r['max_ms']:.1f} | {left} |"
+        )
     lines += [f"- **{k}: not measured** -- {v}" for k, v in failures.items()]
     return {
         "markdown": "\n".join(lines),

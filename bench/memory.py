@@ -161,9 +161,11 @@ async def measure(quick: bool) -> dict[str, Any]:
             cfg = Path(tmp) / "jobd.yaml"
             cfg.write_text(config_text(url, port))
             proc = subprocess.Popen(
-                [str(JOBD), "run", "-c", str(cfg)], cwd=tmp,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            )  # fmt: skip
+                [str(JOBD), "run", "-c", str(cfg)],
+                cwd=tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             try:
                 return await observe(proc, port, url, rows)
             finally:
@@ -189,16 +191,25 @@ async def observe(
     try:
         for table, n in enumerate(rows):
             seconds = await scheduler_run(port, url, table, n // MATCH_EVERY)
-            after.append({"rows": n, "jobs": n // MATCH_EVERY, "scan_s": round(seconds, 2),
-                          "rss_kib": rss_kib(proc.pid)})  # fmt: skip
+            after.append(
+                {
+                    "rows": n,
+                    "jobs": n // MATCH_EVERY,
+                    "scan_s": round(seconds, 2),
+                    "rss_kib": rss_kib(proc.pid),
+                }
+            )
             mib = after[-1]["rss_kib"] / 1024
-            print(f"memory: after scheduler over {n:>9,} rows: {mib:.1f} MiB",
-                  flush=True)  # fmt: skip
+            print(f"memory: after scheduler over {n:>9,} rows: {mib:.1f} MiB", flush=True)
         await asyncio.sleep(1.0)  # part of the drain of the last run's jobs
     finally:
         sampler.task.cancel()
-    return {"triggers": TRIGGERS, "idle_kib": statistics.median(idle),
-            "load_peak_kib": sampler.peak_kib, "after_scheduler": after}  # fmt: skip
+    return {
+        "triggers": TRIGGERS,
+        "idle_kib": statistics.median(idle),
+        "load_peak_kib": sampler.peak_kib,
+        "after_scheduler": after,
+    }
 
 
 def mib(kib: float) -> str:
@@ -215,10 +226,14 @@ def markdown(data: dict[str, Any]) -> str:
         f"| idle, 50 triggers (ready + 2 s) | {mib(data['idle_kib'])} |",
     ]
     for a in data["after_scheduler"]:
-        lines.append(f"| after a scheduler run over {a['rows']:,} rows ({a['jobs']:,} jobs,"
-                     f" {a['scan_s']:.1f} s) | {mib(a['rss_kib'])} |")  # fmt: skip
-    lines.append(f"| peak under load (scheduler runs + drain, 50 ms samples) |"
-                 f" {mib(data['load_peak_kib'])} |")  # fmt: skip
+        lines.append(
+            f"| after a scheduler run over {a['rows']:,} rows ({a['jobs']:,} jobs,"
+            f" {a['scan_s']:.1f} s) | {mib(a['rss_kib'])} |"
+        )
+    lines.append(
+        f"| peak under load (scheduler runs + drain, 50 ms samples) |"
+        f" {mib(data['load_peak_kib'])} |"
+    )
     return "\n".join(lines)
 
 

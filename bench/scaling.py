@@ -43,10 +43,15 @@ async def measure(k: int, n: int) -> float:
         try:
             await migrate(conn, "jobd")
             for _ in range(k):
-                procs.append(subprocess.Popen(
-                    [str(JOBD_PYTHON), "-m", "bench.runners.jobd_node", "--dsn", url],
-                    cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                ))  # fmt: skip
+                procs.append(
+                    subprocess.Popen(
+                        [str(JOBD_PYTHON), "-m", "bench.runners.jobd_node", "--dsn", url],
+                        cwd=ROOT,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                )
             for proc in procs:
                 assert proc.stdout is not None
                 line = await asyncio.to_thread(proc.stdout.readline)
@@ -78,8 +83,10 @@ async def collect(quick: bool) -> dict[str, Any]:
         for k in NODES:
             seconds = await measure(k, s["n"])
             runs[k].append(s["n"] / seconds)
-            print(f"scaling [{repeat + 1}/{s['repeats']}] {k} process(es):"
-                  f" {runs[k][-1]:,.0f} jobs/s", flush=True)  # fmt: skip
+            print(
+                f"scaling [{repeat + 1}/{s['repeats']}] {k} process(es): {runs[k][-1]:,.0f} jobs/s",
+                flush=True,
+            )
     summary = {k: summarize(v) for k, v in runs.items()}
     base = summary[1]["median"]
     lines = [
@@ -90,6 +97,8 @@ async def collect(quick: bool) -> dict[str, Any]:
         "|---|---|---|",
     ]
     for k, v in summary.items():
-        lines.append(f"| {k} | {v['median']:,.0f} ({v['min']:,.0f}-{v['max']:,.0f}) |"
-                     f" {v['median'] / base:.2f}x |")  # fmt: skip
+        lines.append(
+            f"| {k} | {v['median']:,.0f} ({v['min']:,.0f}-{v['max']:,.0f}) |"
+            f" {v['median'] / base:.2f}x |"
+        )
     return {"markdown": "\n".join(lines), "data": {"settings": s, "runs": runs, "summary": summary}}

@@ -107,8 +107,12 @@ async def measure(variant: str, rows: int, matching: int) -> dict[str, Any]:
             await pool.close()
     if enqueued != matching:
         raise SystemExit(f"{variant}: enqueued {enqueued}, expected {matching}")
-    return {"variant": variant, "seconds": elapsed_s, "rows_per_s": enqueued / elapsed_s,
-            "pages": pages}  # fmt: skip
+    return {
+        "variant": variant,
+        "seconds": elapsed_s,
+        "rows_per_s": enqueued / elapsed_s,
+        "pages": pages,
+    }
 
 
 async def collect(quick: bool) -> dict[str, Any]:
@@ -120,9 +124,11 @@ async def collect(quick: bool) -> dict[str, Any]:
         for variant in variants:
             run = await measure(variant, rows, matching)
             runs[variant].append(run)
-            print(f"scheduler [{repeat + 1}/{repeats}] {variant:12s}"
-                  f" {run['rows_per_s']:10,.0f} rows/s pages={run['pages']}",
-                  flush=True)  # fmt: skip
+            print(
+                f"scheduler [{repeat + 1}/{repeats}] {variant:12s}"
+                f" {run['rows_per_s']:10,.0f} rows/s pages={run['pages']}",
+                flush=True,
+            )
     summary = {v: summarize([r["rows_per_s"] for r in rs]) for v, rs in runs.items()}
     raw = summary["raw"]["median"]
     lines = [
@@ -133,14 +139,23 @@ async def collect(quick: bool) -> dict[str, Any]:
         "|---|---|---|---|",
     ]
     for v, s in summary.items():
-        lines.append(f"| {v} | {s['median']:,.0f} ({s['min']:,.0f}-{s['max']:,.0f}) |"
-                     f" {raw / s['median']:.2f}x | {runs[v][0]['pages']} |")  # fmt: skip
+        lines.append(
+            f"| {v} | {s['median']:,.0f} ({s['min']:,.0f}-{s['max']:,.0f}) |"
+            f" {raw / s['median']:.2f}x | {runs[v][0]['pages']} |"
+        )
     factor = raw / summary["jobd"]["median"]
     ok = "met" if factor <= TARGET_RATIO else "NOT met"
-    lines.append(f"\njobd (paged, the default) = {factor:.2f}x slower than the raw statement;"
-                 f" target within {TARGET_RATIO}x: {ok}.")  # fmt: skip
-    data = {"rows": rows, "matching": matching, "runs": runs, "summary": summary,
-            "raw_over_jobd": factor}  # fmt: skip
+    lines.append(
+        f"\njobd (paged, the default) = {factor:.2f}x slower than the raw statement;"
+        f" target within {TARGET_RATIO}x: {ok}."
+    )
+    data = {
+        "rows": rows,
+        "matching": matching,
+        "runs": runs,
+        "summary": summary,
+        "raw_over_jobd": factor,
+    }
     return {"markdown": "\n".join(lines), "data": data}
 
 
@@ -174,9 +189,15 @@ async def main(argv: list[str] | None = None) -> int:
             print(f"  raw / {variant}: {factor:.2f}x ({ok} the {TARGET_RATIO}x target)")
     path = results.write_json(
         "scheduler",
-        {"rows": ns.rows, "matching": ns.matching, "runs": runs, "median_rows_per_s": medians,
-         "raw_over": verdicts, "postgres": await server_version(server_url())},
-    )  # fmt: skip
+        {
+            "rows": ns.rows,
+            "matching": ns.matching,
+            "runs": runs,
+            "median_rows_per_s": medians,
+            "raw_over": verdicts,
+            "postgres": await server_version(server_url()),
+        },
+    )
     print(f"results: {path}")
     return 0
 

@@ -45,9 +45,11 @@ class Client:
         if self._pool is None:
             try:
                 self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self._max_size,
+                    self.dsn,
+                    min_size=1,
+                    max_size=self._max_size,
                     server_settings={"application_name": "jobd-client"},
-                )  # fmt: skip
+                )
             except (OSError, asyncpg.PostgresError) as exc:
                 raise JobdError(f"cannot connect to the database: {exc}") from exc
 
@@ -86,8 +88,13 @@ class Client:
         if primary_key is None:
             raise UsageError("primary_key is required (schedule_trigger runs the scheduler)")
         return await enqueue.run_trigger(
-            self._target(conn), self.schema, resource, trigger, primary_key,
-            actor=actor, tenant=tenant,
+            self._target(conn),
+            self.schema,
+            resource,
+            trigger,
+            primary_key,
+            actor=actor,
+            tenant=tenant,
         )
 
     async def run_triggers(
@@ -103,8 +110,13 @@ class Client:
         """Enqueue many rows in one statement: the ids inserted (rows that already have a
         job, or do not exist, get none)."""
         return await enqueue.run_triggers(
-            self._target(conn), self.schema, resource, trigger, primary_keys,
-            actor=actor, tenant=tenant,
+            self._target(conn),
+            self.schema,
+            resource,
+            trigger,
+            primary_keys,
+            actor=actor,
+            tenant=tenant,
         )
 
     async def schedule_trigger(
@@ -132,7 +144,12 @@ class Client:
     ) -> int:
         """Run a scheduled action now, `input` merged over its action_input."""
         return await enqueue.run_schedule(
-            self._target(conn), self.schema, resource, name, input=input, actor=actor,
+            self._target(conn),
+            self.schema,
+            resource,
+            name,
+            input=input,
+            actor=actor,
             tenant=tenant,
         )
 

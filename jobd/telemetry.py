@@ -58,16 +58,12 @@ def detach(handler_id: str) -> None:
         _routes.clear()
 
 
-def emit(
-    event: str, measurements: Mapping[str, float], metadata: Mapping[str, Any]
-) -> None:
+def emit(event: str, measurements: Mapping[str, float], metadata: Mapping[str, Any]) -> None:
     """Hand one event to every handler attached for it, in the order they were attached."""
     handlers = _routes.get(event)
     if handlers is None:
         handlers = _routes[event] = tuple(
-            handler
-            for handler, events in _handlers.values()
-            if events is None or event in events
+            handler for handler, events in _handlers.values() if events is None or event in events
         )
     for handler in handlers:
         try:

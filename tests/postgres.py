@@ -59,7 +59,6 @@ def with_database(url: str, dbname: str) -> str:
     return urlunsplit(parts._replace(path="/" + dbname))
 
 
-
 async def _admin(url: str, *statements: str) -> None:
     conn = await asyncpg.connect(url)
     try:
@@ -85,9 +84,7 @@ class TestDatabases:
 
     def clone(self) -> tuple[str, str]:
         name = f"jobd_t_{uuid.uuid4().hex[:12]}"
-        asyncio.run(
-            _admin(self.server_url, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-        )
+        asyncio.run(_admin(self.server_url, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
         return name, with_database(self.server_url, name)
 
     def drop(self, name: str) -> None:

@@ -52,8 +52,11 @@ def ensure_venv(name: str) -> Path:
         subprocess.run([base, "-m", "venv", str(python.parents[1])], check=True, timeout=120)
         subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
-            check=True, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=PIP_TIMEOUT_S,
+        )
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(python.parents[1], ignore_errors=True)
         raise RunnerFailed(f"pip install -r {requirements.name}: {exc.stderr[-1000:]}") from exc

@@ -61,9 +61,17 @@ MAX_RESPONSE_BYTES = 1 << 20
 MAX_RETRY_AFTER_S = 86_400.0
 MAX_TEXT_CHARS = 4096  # of a non-JSON body kept in the result
 RECORDED_HEADERS = frozenset(
-    {"content-type", "content-length", "location", "etag", "last-modified", "retry-after",
-     "x-request-id", "request-id"}
-)  # fmt: skip
+    {
+        "content-type",
+        "content-length",
+        "location",
+        "etag",
+        "last-modified",
+        "retry-after",
+        "x-request-id",
+        "request-id",
+    }
+)
 USER_AGENT = f"jobd/{__version__}"
 
 
@@ -123,19 +131,29 @@ def iso_utc(value: datetime) -> str:
 def job_values(ctx: Any) -> dict[str, Any]:
     job = ctx.job
     return {
-        "id": job.id, "attempt": job.attempt, "max_attempts": job.max_attempts,
-        "queue": job.queue, "priority": job.priority, "inserted_at": iso_utc(job.inserted_at),
-    }  # fmt: skip
+        "id": job.id,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "queue": job.queue,
+        "priority": job.priority,
+        "inserted_at": iso_utc(job.inserted_at),
+    }
 
 
 def envelope(ctx: Any, action: str) -> dict[str, Any]:
     """The default body (SPEC 1.5); schedules add `"schedule"`."""
     job = {k: v for k, v in job_values(ctx).items() if k != "priority"}
     body = {
-        "resource": ctx.resource, "trigger": ctx.trigger, "action": action,
-        "primary_key": ctx.primary_key, "record": ctx.record, "tenant": ctx.tenant,
-        "actor": ctx.actor, "input": dict(ctx.input or {}), "job": job,
-    }  # fmt: skip
+        "resource": ctx.resource,
+        "trigger": ctx.trigger,
+        "action": action,
+        "primary_key": ctx.primary_key,
+        "record": ctx.record,
+        "tenant": ctx.tenant,
+        "actor": ctx.actor,
+        "input": dict(ctx.input or {}),
+        "job": job,
+    }
     if ctx.schedule is not None:
         body["schedule"] = ctx.schedule
     return body
@@ -144,11 +162,17 @@ def envelope(ctx: Any, action: str) -> dict[str, Any]:
 def template_values(ctx: Any, action: str) -> dict[str, Any]:
     """What placeholders resolve against (see jobd.actions.templates)."""
     return {
-        "record": ctx.record or {}, "primary_key": ctx.primary_key or {},
-        "actor": ctx.actor or {}, "input": ctx.input or {}, "tenant": ctx.tenant,
-        "resource": ctx.resource, "trigger": ctx.trigger, "schedule": ctx.schedule,
-        "action": action, "job": job_values(ctx),
-    }  # fmt: skip
+        "record": ctx.record or {},
+        "primary_key": ctx.primary_key or {},
+        "actor": ctx.actor or {},
+        "input": ctx.input or {},
+        "tenant": ctx.tenant,
+        "resource": ctx.resource,
+        "trigger": ctx.trigger,
+        "schedule": ctx.schedule,
+        "action": action,
+        "job": job_values(ctx),
+    }
 
 
 def signature_header(secret: str, body: bytes, timestamp: int) -> str:
@@ -210,8 +234,9 @@ class HttpCallAction:
             *(check_body(spec.body) if spec.body is not None else []),
         ]
         if problems:
-            raise TemplateError(f"http action {name!r} of resource {resource!r}: "
-                                + "; ".join(problems))  # fmt: skip
+            raise TemplateError(
+                f"http action {name!r} of resource {resource!r}: " + "; ".join(problems)
+            )
         self.name, self.spec, self.client = name, spec, client
         self.host = urlsplit(spec.url).hostname or "?"
         self.timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
@@ -264,9 +289,13 @@ class HttpCallAction:
         try:
             # encoded=True: send the URL as rendered; re-quoting could undo our encoding.
             async with self.client.session.request(
-                self.spec.method, URL(url, encoded=True), data=body or None, headers=headers,
-                timeout=self.timeout, allow_redirects=False,
-            ) as resp:  # fmt: skip
+                self.spec.method,
+                URL(url, encoded=True),
+                data=body or None,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            ) as resp:
                 raw, truncated = await read_capped(resp, self.client.max_response_bytes)
                 if truncated:
                     resp.close()  # drop the connection rather than drain the rest

@@ -90,9 +90,10 @@ def _statement(
     key = " AND ".join(f"{_ROW}.{quote_ident(c)} = {_KEY}.{quote_ident(c)}" for c in key_columns)
     template = queries()["action_update"]
     return (
-        template.replace("{assignments}", assignments).replace("{key}", key)
+        template.replace("{assignments}", assignments)
+        .replace("{key}", key)
         .replace("{table}", table)
-    )  # fmt: skip
+    )
 
 
 def resolve_value(value: model.SetValue, ctx: Any) -> Any:

@@ -98,8 +98,11 @@ async def run_trigger(request: web.Request) -> web.Response:
     target, resource = _target(request), _resource(request)
     name = request.match_info["trigger"]
     if name not in resource.triggers:
-        raise ApiError(404, f"resource {resource.name!r} has no trigger {name!r}",
-                       did_you_mean(name, resource.triggers))  # fmt: skip
+        raise ApiError(
+            404,
+            f"resource {resource.name!r} has no trigger {name!r}",
+            did_you_mean(name, resource.triggers),
+        )
     body = await read_body(request)
     reject_unknown(body, {"primary_key", "primary_keys", "actor", "tenant"})
     key = body_field(body, "primary_key", dict, "an object of primary-key columns")
@@ -130,8 +133,11 @@ async def run_schedule(request: web.Request) -> web.Response:
     target, resource = _target(request), _resource(request)
     name = request.match_info["name"]
     if name not in resource.scheduled_actions:
-        raise ApiError(404, f"resource {resource.name!r} has no scheduled action {name!r}",
-                       did_you_mean(name, resource.scheduled_actions))  # fmt: skip
+        raise ApiError(
+            404,
+            f"resource {resource.name!r} has no scheduled action {name!r}",
+            did_you_mean(name, resource.scheduled_actions),
+        )
     body = await read_body(request)
     reject_unknown(body, {"input", "actor", "tenant"})
     job_id = await triggers_api.run_schedule(
@@ -152,16 +158,21 @@ async def list_jobs(request: web.Request) -> web.Response:
     deps, params = deps_of(request), request.query
     unknown = sorted(set(params) - {"state", "queue", "worker", "limit"})
     if unknown:
-        raise ApiError(400, f"unknown query parameter(s) {unknown}",
-                       "filters: state, queue, worker, limit")  # fmt: skip
+        raise ApiError(
+            400, f"unknown query parameter(s) {unknown}", "filters: state, queue, worker, limit"
+        )
     limit_text = params.get("limit", "50")
     if not limit_text.isdigit():
         raise ApiError(400, f"limit must be a positive integer, got {limit_text!r}")
     async with deps.pool.acquire() as conn:
         rows = await ops.list_jobs(
-            conn, deps.schema, state=params.get("state"), queue=params.get("queue"),
-            worker=params.get("worker"), limit=int(limit_text),
-        )  # fmt: skip
+            conn,
+            deps.schema,
+            state=params.get("state"),
+            queue=params.get("queue"),
+            worker=params.get("worker"),
+            limit=int(limit_text),
+        )
     return json_response({"jobs": rows})
 
 
@@ -183,8 +194,11 @@ async def _job_action(request: web.Request, action: str) -> web.Response:
     if job is None:
         raise ApiError(404, f"no job {job_id}")
     if not done:
-        raise ApiError(409, f"job {job_id} is {job['state']}: cannot {action} it",
-                       "retry: not available/executing; cancel: incomplete jobs only")  # fmt: skip
+        raise ApiError(
+            409,
+            f"job {job_id} is {job['state']}: cannot {action} it",
+            "retry: not available/executing; cancel: incomplete jobs only",
+        )
     return json_response({"id": job_id, "state": job["state"]})
 
 

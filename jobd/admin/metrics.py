@@ -37,22 +37,41 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.jobs = Counter("jobd_jobs", "Job attempts ended, by outcome, queue and worker.",
-                            ["outcome", "queue", "worker"], registry=r)  # fmt: skip
-        self.execution = Histogram("jobd_job_execution_seconds",
-                                   "Run time of completed jobs.", ["queue", "worker"],
-                                   buckets=_SECONDS_BUCKETS, registry=r)  # fmt: skip
-        self.queue_wait = Histogram("jobd_job_queue_wait_seconds",
-                                    "Time from scheduled_at to start.", ["queue"],
-                                    buckets=_SECONDS_BUCKETS, registry=r)  # fmt: skip
-        self.depth = Gauge("jobd_queue_depth", "Jobs per queue and state.", ["queue", "state"],
-                           registry=r)  # fmt: skip
-        self.scanned = Counter("jobd_scheduler_rows_scanned", "Rows the schedulers scanned.",
-                               ["trigger"], registry=r)  # fmt: skip
-        self.enqueued = Counter("jobd_scheduler_rows_enqueued", "Jobs the schedulers enqueued.",
-                                ["trigger"], registry=r)  # fmt: skip
-        self.http = Counter("jobd_http_action_responses", "HTTP action responses by status.",
-                            ["action", "status"], registry=r)  # fmt: skip
+        self.jobs = Counter(
+            "jobd_jobs",
+            "Job attempts ended, by outcome, queue and worker.",
+            ["outcome", "queue", "worker"],
+            registry=r,
+        )
+        self.execution = Histogram(
+            "jobd_job_execution_seconds",
+            "Run time of completed jobs.",
+            ["queue", "worker"],
+            buckets=_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "jobd_job_queue_wait_seconds",
+            "Time from scheduled_at to start.",
+            ["queue"],
+            buckets=_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.depth = Gauge(
+            "jobd_queue_depth", "Jobs per queue and state.", ["queue", "state"], registry=r
+        )
+        self.scanned = Counter(
+            "jobd_scheduler_rows_scanned", "Rows the schedulers scanned.", ["trigger"], registry=r
+        )
+        self.enqueued = Counter(
+            "jobd_scheduler_rows_enqueued", "Jobs the schedulers enqueued.", ["trigger"], registry=r
+        )
+        self.http = Counter(
+            "jobd_http_action_responses",
+            "HTTP action responses by status.",
+            ["action", "status"],
+            registry=r,
+        )
         self.leader = Gauge("jobd_leader", "1 when this node holds the leader lease.", registry=r)
 
     # -- feeding ------------------------------------------------------------------------

@@ -105,8 +105,11 @@ def auth_middleware(token: str | None) -> Any:
             return await handler(request)
         if token is None:
             if not is_loopback(request.remote or ""):
-                return error_response(403, "the API without a token serves loopback only",
-                                      "set admin.token and send Authorization: Bearer")  # fmt: skip
+                return error_response(
+                    403,
+                    "the API without a token serves loopback only",
+                    "set admin.token and send Authorization: Bearer",
+                )
             return await handler(request)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -127,8 +130,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ApiError as exc:
         return error_response(exc.status, exc.error, exc.hint)
     except web.HTTPRequestEntityTooLarge:
-        return error_response(413, "request body too large",
-                              f"send at most {request.app[MAX_BODY_KEY]} bytes")  # fmt: skip
+        return error_response(
+            413, "request body too large", f"send at most {request.app[MAX_BODY_KEY]} bytes"
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -165,8 +169,11 @@ async def read_body(request: web.Request) -> dict[str, Any]:
         hint = 'send a flat JSON object, e.g. {"primary_key": {"id": 1}}'
         raise ApiError(400, "request body nests too deeply", hint) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}",
-                       'send a JSON object, e.g. {"primary_key": {"id": 1}}') from None  # fmt: skip
+        raise ApiError(
+            400,
+            f"request body is not valid JSON: {exc}",
+            'send a JSON object, e.g. {"primary_key": {"id": 1}}',
+        ) from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, got {type(body).__name__}")
     return body
@@ -183,5 +190,3 @@ def reject_unknown(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise ApiError(400, f"unknown field(s) {unknown}", f"allowed: {sorted(allowed)}")
-
-

@@ -75,9 +75,13 @@ class AdminServer:
     """The admin listener on `listen` ("host:port"; port 0 = any free port, see `.port`)."""
 
     def __init__(
-        self, listen: str, token: str | None, deps: AdminDeps, *,
+        self,
+        listen: str,
+        token: str | None,
+        deps: AdminDeps,
+        *,
         max_body_bytes: int = MAX_BODY_BYTES,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.host, self.port = parse_listen(listen)
         self.token = token or None
         self.deps = deps

@@ -29,9 +29,12 @@ CONNECT_TIMEOUT_S = 10.0
 
 def add_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
-        "-c", "--config", type=Path, default=None,
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
         help="configuration file (default: $JOBD_CONFIG, then ./jobd.yaml)",
-    )  # fmt: skip
+    )
     return parser
 
 
@@ -102,9 +105,13 @@ async def database(spec: Spec) -> AsyncIterator[Db]:
         url, embedded = await asyncio.to_thread(start_embedded)
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=1, max_size=3, init=init_connection, timeout=CONNECT_TIMEOUT_S,
+            url,
+            min_size=1,
+            max_size=3,
+            init=init_connection,
+            timeout=CONNECT_TIMEOUT_S,
             server_settings={"application_name": "jobd-cli"},
-        )  # fmt: skip
+        )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = type(exc).__name__
         if isinstance(exc, asyncpg.PostgresError):  # the server answered: its message is safe

@@ -14,13 +14,21 @@ from jobd.cli.common import (
     command,
     print_json,
     print_table,
-)  # fmt: skip
+)
 from jobd.engine import ops
 from jobd.engine.jobs import JobState
 from jobd.errors import JobdError, UsageError
 
-JOB_COLUMNS = ("id", "state", "queue", "worker", "attempt", "max_attempts", "scheduled_at",
-               "attempted_by")  # fmt: skip
+JOB_COLUMNS = (
+    "id",
+    "state",
+    "queue",
+    "worker",
+    "attempt",
+    "max_attempts",
+    "scheduled_at",
+    "attempted_by",
+)
 
 
 def _positive(text: str) -> int:
@@ -38,8 +46,11 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     p.add_argument("--worker")
     p.add_argument("--limit", type=_positive, default=50, help="at most this many (default 50)")
     add_json(p)
-    for action, text in (("show", "one job with args, meta and errors"),
-                         ("retry", "run a job again now"), ("cancel", "cancel a job")):  # fmt: skip
+    for action, text in (
+        ("show", "one job with args, meta and errors"),
+        ("retry", "run a job again now"),
+        ("cancel", "cancel a job"),
+    ):
         p = add_config(jobs_sub.add_parser(action, help=text))
         p.add_argument("id", type=_positive, help="job id")
         add_json(p)
@@ -52,8 +63,13 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         p.add_argument("name")
     p = add_config(queues_sub.add_parser("scale", help="set a queue's per-node limit"))
     p.add_argument("name")
-    p.add_argument("limit", type=_positive, nargs="?", default=None,
-                   help="jobs at once per node (omit with --reset)")  # fmt: skip
+    p.add_argument(
+        "limit",
+        type=_positive,
+        nargs="?",
+        default=None,
+        help="jobs at once per node (omit with --reset)",
+    )
     p.add_argument("--reset", action="store_true", help="back to the configured limit")
 
     add_json(add_config(sub.add_parser("status", help="nodes, leader and queue depths")))
@@ -64,8 +80,14 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
 async def cmd_jobs(args: argparse.Namespace, db: Db) -> int:
     async with db.pool.acquire() as conn:
         if args.jobs_command == "list":
-            rows = await ops.list_jobs(conn, db.schema, state=args.state, queue=args.queue,
-                                       worker=args.worker, limit=args.limit)  # fmt: skip
+            rows = await ops.list_jobs(
+                conn,
+                db.schema,
+                state=args.state,
+                queue=args.queue,
+                worker=args.worker,
+                limit=args.limit,
+            )
             print_json(rows) if args.json else print_table(rows, JOB_COLUMNS)
             return 0
         if args.jobs_command in ("retry", "cancel"):
@@ -123,8 +145,14 @@ async def cmd_queues(args: argparse.Namespace, db: Db) -> int:
     if args.json:
         print_json(rows)
         return 0
-    table = [{**r, "paused": "yes" if r["paused"] else "no",
-              **{s: r["depth"].get(s, 0) for s in JobState}} for r in rows]  # fmt: skip
+    table = [
+        {
+            **r,
+            "paused": "yes" if r["paused"] else "no",
+            **{s: r["depth"].get(s, 0) for s in JobState},
+        }
+        for r in rows
+    ]
     print_table(table, ("name", "paused", "limit", "global_limit", *JobState))
     return 0
 
@@ -140,12 +168,20 @@ async def cmd_status(args: argparse.Namespace, db: Db) -> int:
     print(f"leader: {leader['node_id'] if leader else 'none (no live lease)'}")
     print(f"nodes: {len(result['nodes'])}")
     if result["nodes"]:
-        nodes = [{**n, "heartbeat_age_s": f"{n['heartbeat_age_s']:.1f}",
-                  "leader": "*" if n["leader"] else ""} for n in result["nodes"]]  # fmt: skip
+        nodes = [
+            {
+                **n,
+                "heartbeat_age_s": f"{n['heartbeat_age_s']:.1f}",
+                "leader": "*" if n["leader"] else "",
+            }
+            for n in result["nodes"]
+        ]
         print_table(nodes, ("id", "name", "started_at", "heartbeat_age_s", "leader"))
     print("queues:")
-    depths = [{"queue": q, **{s: d.get(s, 0) for s in JobState}}
-              for q, d in sorted(result["queues"].items())]  # fmt: skip
+    depths = [
+        {"queue": q, **{s: d.get(s, 0) for s in JobState}}
+        for q, d in sorted(result["queues"].items())
+    ]
     if depths:
         print_table(depths, ("queue", *JobState))
     else:

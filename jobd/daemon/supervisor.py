@@ -46,9 +46,7 @@ def engine_config(spec: Spec, crons: tuple[CronEntry, ...] = ()) -> EngineConfig
     return EngineConfig(
         schema=spec.database.schema,
         node_name=spec.node or "",
-        queues=tuple(
-            QueueConfig(q.name, q.limit, q.global_limit) for q in spec.queues.values()
-        ),
+        queues=tuple(QueueConfig(q.name, q.limit, q.global_limit) for q in spec.queues.values()),
         poll_interval_s=spec.engine.poll_interval_s,
         shutdown_grace_s=spec.engine.shutdown_grace_s,
         heartbeat_s=spec.engine.heartbeat_s,

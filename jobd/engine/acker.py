@@ -114,8 +114,14 @@ class Acker:
         self._in_flight -= len(batch)
         for job_id, attempt, queue, worker, duration_ms in batch:
             if job_id in done:
-                emit_job_ended(OutcomeKind.COMPLETED, job_id, queue, worker, attempt,
-                               {"duration_ms": duration_ms})
+                emit_job_ended(
+                    OutcomeKind.COMPLETED,
+                    job_id,
+                    queue,
+                    worker,
+                    attempt,
+                    {"duration_ms": duration_ms},
+                )
             else:
                 emit_lost(job_id, queue, worker, attempt, OutcomeKind.COMPLETED)
         if not self._completions and not self._outcomes and not self._in_flight:

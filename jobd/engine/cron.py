@@ -51,8 +51,6 @@ class CronError(JobdError):
     exit_code = 2
 
 
-
-
 def validate_entry(entry: CronEntry) -> None:
     """Raise `CronError` when the entry's expression or timezone is unusable."""
     try:

@@ -25,8 +25,11 @@ from jobd.sql.driver import Pool
 # What drain reports: each kind of outcome, a handled failure counted with the completed
 # (its job is completed); releases do not happen in a drain.
 REPORTED = (
-    OutcomeKind.COMPLETED, OutcomeKind.RETRIED, OutcomeKind.DISCARDED,
-    OutcomeKind.CANCELLED, OutcomeKind.SNOOZED,
+    OutcomeKind.COMPLETED,
+    OutcomeKind.RETRIED,
+    OutcomeKind.DISCARDED,
+    OutcomeKind.CANCELLED,
+    OutcomeKind.SNOOZED,
 )
 
 

@@ -308,4 +308,3 @@ async def _logged(coro: Coroutine[Any, Any, Any], event: str) -> None:
         await coro
     except Exception as exc:
         log.warning(event, error=repr(exc))
-

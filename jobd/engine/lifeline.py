@@ -44,7 +44,11 @@ async def lifeline_once(
         for row in rows:
             kind = OutcomeKind.DISCARDED if row["state"] == "discarded" else OutcomeKind.RESCUED
             emit_job_ended(
-                kind, row["id"], row["queue"], row["worker"], row["attempt"],
+                kind,
+                row["id"],
+                row["queue"],
+                row["worker"],
+                row["attempt"],
                 extra={"node_id": row["attempted_by"], "reason": "rescued"},
             )
         total += len(rows)

@@ -117,13 +117,15 @@ async def list_queues(
     result = []
     for name in names:
         setting = settings.get(name, {})
-        result.append({
-            "name": name,
-            "paused": bool(setting.get("paused", False)),
-            "limit": setting.get("local_limit") or (configured or {}).get(name),
-            "global_limit": setting.get("global_limit"),
-            "depth": depths.get(name, {}),
-        })  # fmt: skip
+        result.append(
+            {
+                "name": name,
+                "paused": bool(setting.get("paused", False)),
+                "limit": setting.get("local_limit") or (configured or {}).get(name),
+                "global_limit": setting.get("global_limit"),
+                "depth": depths.get(name, {}),
+            }
+        )
     return result
 
 

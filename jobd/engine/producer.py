@@ -48,8 +48,20 @@ def job_from_row(row: Record, node_id: str) -> Job:
     id_, queue, worker, args, meta, tags, attempt, max_attempts, *rest = row
     priority, inserted_at, scheduled_at, attempted_at, errors = rest
     return Job(
-        id_, queue, worker, args, meta, tags, attempt, max_attempts,
-        priority, inserted_at, scheduled_at, attempted_at, node_id, errors,
+        id_,
+        queue,
+        worker,
+        args,
+        meta,
+        tags,
+        attempt,
+        max_attempts,
+        priority,
+        inserted_at,
+        scheduled_at,
+        attempted_at,
+        node_id,
+        errors,
     )
 
 
@@ -109,8 +121,11 @@ async def execute(
     except Discard as discard:
         return Outcome(OutcomeKind.DISCARDED, job, error_entry(job, discard.reason, "discard"))
     except ClaimLost as lost:  # nothing of the attempt committed and there is nothing to ack
-        emit("job.claim_lost", EMPTY, {**job_keys(job.id, job.queue, job.worker,
-                                                  job.attempt), "reason": str(lost)})
+        emit(
+            "job.claim_lost",
+            EMPTY,
+            {**job_keys(job.id, job.queue, job.worker, job.attempt), "reason": str(lost)},
+        )
         return None
     except Exception as exc:
         if timeout is not None and timeout.expired():
@@ -123,8 +138,9 @@ async def execute(
         return _failure(job, registered, exc, "error")
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     if ctx.ended is not None:  # the worker ended the job in its own transaction
-        emit_job_ended(ctx.ended, job.id, job.queue, job.worker, job.attempt,
-                       {"duration_ms": duration_ms})
+        emit_job_ended(
+            ctx.ended, job.id, job.queue, job.worker, job.attempt, {"duration_ms": duration_ms}
+        )
         return None
     return (job.id, job.attempt, job.queue, job.worker, duration_ms)
 
@@ -278,8 +294,12 @@ class Producer:
             return
         self._unsure = False
         if rows:
-            log.warning("queue.claims_released", queue=self.name, count=len(rows),
-                        reason="a fetch's reply was lost with its connection")  # fmt: skip
+            log.warning(
+                "queue.claims_released",
+                queue=self.name,
+                count=len(rows),
+                reason="a fetch's reply was lost with its connection",
+            )
 
     async def _wait(self, timeout_s: float) -> None:
         if self._wake.is_set() or self._stopping:

@@ -28,9 +28,7 @@ APPLICATION_NAME = "jobd"
 # refusing connections while it restarts (class 08 is matched by prefix below).
 # 53300 (too many connections) too: a full server is a passing condition for a daemon that
 # must outlive it, not a reason to stop the engine.
-_TRANSIENT_SQLSTATES = frozenset(
-    {"40001", "40P01", "57P01", "57P02", "57P03", "55P03", "53300"}
-)
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "55P03", "53300"})
 
 
 def describe_url(url: str) -> str:

@@ -78,8 +78,14 @@ async def run_triggers(
     a job, or do not exist, get none)."""
     keys = json_text_or_none([dict(k) for k in primary_keys])
     ids = await _call(
-        conn, schema, "client_run_triggers", resource, trigger, keys,
-        json_text_or_none(actor), tenant,
+        conn,
+        schema,
+        "client_run_triggers",
+        resource,
+        trigger,
+        keys,
+        json_text_or_none(actor),
+        tenant,
     )
     return list(ids or [])
 

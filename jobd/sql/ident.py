@@ -17,9 +17,7 @@ MAX_IDENTIFIER_BYTES = 63
 
 def is_identifier(name: str) -> bool:
     """True when `name` is a plain identifier we allow in configuration and tenant names."""
-    return (
-        bool(_IDENTIFIER.fullmatch(name)) and len(name.encode("utf-8")) <= MAX_IDENTIFIER_BYTES
-    )
+    return bool(_IDENTIFIER.fullmatch(name)) and len(name.encode("utf-8")) <= MAX_IDENTIFIER_BYTES
 
 
 def quote_ident(name: str) -> str:

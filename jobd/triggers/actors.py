@@ -118,8 +118,9 @@ async def _lookup_sql(
         state = getattr(exc, "sqlstate", None)
         raise ActorLookupError(
             f"actor lookup query failed ({type(exc).__name__}"
-            + (f", SQLSTATE {state}" if state else "") + ")"
-        ) from exc  # fmt: skip
+            + (f", SQLSTATE {state}" if state else "")
+            + ")"
+        ) from exc
     if row is None:
         fields = ", ".join(persister.lookup_args) or "no arguments"
         raise ActorNotFound(f"actor lookup found no row for the stored actor (by {fields})")

@@ -77,8 +77,13 @@ async def run_triggers(
     that already have a job, or do not exist, get none)."""
     stored = await _stored(_trigger_persister(target.spec, resource, trigger), actor)
     return await enqueue.run_triggers(
-        conn or target.pool, target.schema, resource, trigger, primary_keys,
-        actor=stored, tenant=tenant,
+        conn or target.pool,
+        target.schema,
+        resource,
+        trigger,
+        primary_keys,
+        actor=stored,
+        tenant=tenant,
     )
 
 
@@ -95,8 +100,13 @@ async def run_trigger(
     """Enqueue one row's job; its id, or None when the row already has one."""
     stored = await _stored(_trigger_persister(target.spec, resource, trigger), actor)
     return await enqueue.run_trigger(
-        conn or target.pool, target.schema, resource, trigger, primary_key,
-        actor=stored, tenant=tenant,
+        conn or target.pool,
+        target.schema,
+        resource,
+        trigger,
+        primary_key,
+        actor=stored,
+        tenant=tenant,
     )
 
 
@@ -133,6 +143,11 @@ async def run_schedule(
     schedule = None if res is None else res.scheduled_actions.get(name)
     stored = await _stored(None if schedule is None else schedule.actor_persister, actor)
     return await enqueue.run_schedule(
-        conn or target.pool, target.schema, resource, name,
-        input=input, actor=stored, tenant=tenant,
+        conn or target.pool,
+        target.schema,
+        resource,
+        name,
+        input=input,
+        actor=stored,
+        tenant=tenant,
     )

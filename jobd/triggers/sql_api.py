@@ -108,18 +108,31 @@ async def trigger_rows(conn: Connection, spec: Spec) -> list[TriggerRow]:
         attribute = resource.multitenancy.attribute if resource.multitenancy else None
         for t in resource.triggers.values():
             work, scan = worker_job(t), scheduler_job(t)
-            rows.append(TriggerRow(
-                resource=resource.name, trigger=t.name, state=t.state,
-                worker_name=work.worker, scheduler_name=scan.worker, queue=work.queue,
-                scheduler_queue=scan.queue, priority=work.priority,
-                scheduler_priority=scan.priority, max_attempts=work.max_attempts,
-                max_scheduler_attempts=scan.max_attempts, uniq_hold=work.uniq_hold,
-                table_schema=schema, table_name=resource.table_name, primary_key=pk,
-                tenant_mode=tenant_mode(resource, t), tenant_attribute=attribute,
-                actor_store=_store_fields(t.actor_persister),
-                default_actor=None if t.default_actor is None else dict(t.default_actor),
-                action_input=work.args["input"], extra_args=work.args["extra"],
-            ))
+            rows.append(
+                TriggerRow(
+                    resource=resource.name,
+                    trigger=t.name,
+                    state=t.state,
+                    worker_name=work.worker,
+                    scheduler_name=scan.worker,
+                    queue=work.queue,
+                    scheduler_queue=scan.queue,
+                    priority=work.priority,
+                    scheduler_priority=scan.priority,
+                    max_attempts=work.max_attempts,
+                    max_scheduler_attempts=scan.max_attempts,
+                    uniq_hold=work.uniq_hold,
+                    table_schema=schema,
+                    table_name=resource.table_name,
+                    primary_key=pk,
+                    tenant_mode=tenant_mode(resource, t),
+                    tenant_attribute=attribute,
+                    actor_store=_store_fields(t.actor_persister),
+                    default_actor=None if t.default_actor is None else dict(t.default_actor),
+                    action_input=work.args["input"],
+                    extra_args=work.args["extra"],
+                )
+            )
     return rows
 
 
@@ -128,14 +141,21 @@ def schedule_rows(spec: Spec) -> list[ScheduleRow]:
     for resource in spec.resources.values():
         for s in resource.scheduled_actions.values():
             job = schedule_job(resource, s)
-            rows.append(ScheduleRow(
-                resource=resource.name, name=s.name, state=s.state, worker_name=job.worker,
-                queue=job.queue, priority=job.priority, max_attempts=job.max_attempts,
-                multitenant=resource.multitenancy is not None,
-                actor_store=_store_fields(s.actor_persister),
-                default_actor=None if s.default_actor is None else dict(s.default_actor),
-                action_input=job.args["input"],
-            ))
+            rows.append(
+                ScheduleRow(
+                    resource=resource.name,
+                    name=s.name,
+                    state=s.state,
+                    worker_name=job.worker,
+                    queue=job.queue,
+                    priority=job.priority,
+                    max_attempts=job.max_attempts,
+                    multitenant=resource.multitenancy is not None,
+                    actor_store=_store_fields(s.actor_persister),
+                    default_actor=None if s.default_actor is None else dict(s.default_actor),
+                    action_input=job.args["input"],
+                )
+            )
     return rows
 
 

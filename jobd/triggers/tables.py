@@ -141,9 +141,14 @@ async def resolve_table(
         path = f"resources.{resource.name}.primary_key"
         problems += _unknown(path, resource.primary_key, list(columns))
     table = ResolvedTable(
-        resource.name, resource.table_schema, resource.table_name, primary_key, columns,
-        dict(zip(columns, row["types"], strict=True)), tenant_schema,
-    )  # fmt: skip
+        resource.name,
+        resource.table_schema,
+        resource.table_name,
+        primary_key,
+        columns,
+        dict(zip(columns, row["types"], strict=True)),
+        tenant_schema,
+    )
     return table, problems
 
 
@@ -181,9 +186,14 @@ async def _resolve_checked(
 
 def _unchecked(resource: Resource) -> ResolvedTable:
     return ResolvedTable(
-        resource.name, None, resource.table_name, resource.primary_key or (), (),
-        tenant_schema=True, checked=False,
-    )  # fmt: skip
+        resource.name,
+        None,
+        resource.table_name,
+        resource.primary_key or (),
+        (),
+        tenant_schema=True,
+        checked=False,
+    )
 
 
 def column_problems(resource: Resource, columns: Iterable[str]) -> list[str]:

@@ -250,4 +250,3 @@ async def _run_on_error(
         # commit together: a crash in between cannot run on_error twice or lose its writes.
         entry = error_entry(job, error["message"], error["kind"])
         await (ctx.complete_in(conn, entry) if complete else ctx.discard_in(conn, entry))
-

@@ -16,55 +16,88 @@ from jobd.errors import closest
 # scalar (not set-returning, not aggregates). Names the grammar rewrites are here too:
 # EXTRACT -> extract, POSITION -> position, TRIM -> btrim/ltrim/rtrim, SUBSTRING ... FROM
 # -> substring, AT TIME ZONE -> timezone, SIMILAR TO -> similar_to_escape, OVERLAPS.
-ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
-    {
-        # date/time
-        "now", "transaction_timestamp", "statement_timestamp", "date_trunc", "date_part",
-        "extract", "age", "make_interval", "make_date", "make_time", "make_timestamp",
-        "make_timestamptz", "to_timestamp", "to_date", "to_char", "timezone", "date_bin",
-        "isfinite", "justify_days", "justify_hours", "justify_interval", "overlaps",
-        # string
-        "lower", "upper", "initcap", "length", "char_length", "character_length",
-        "octet_length", "btrim", "ltrim", "rtrim", "trim", "substr", "substring", "position",
-        "strpos", "replace", "translate", "overlay", "concat", "concat_ws", "left", "right",
-        "lpad", "rpad", "reverse", "starts_with", "split_part", "format", "regexp_match",
-        "regexp_replace", "regexp_like", "regexp_count", "regexp_substr", "regexp_instr",
-        "similar_to_escape", "normalize", "is_normalized", "md5", "to_number", "ascii", "chr",
-        # math
-        "abs", "round", "floor", "ceil", "ceiling", "trunc", "mod", "div", "power", "sqrt",
-        "sign", "exp", "ln", "log", "num_nulls", "num_nonnulls",
-        # JSON (the operators ->, ->>, #>, #>>, ?, @>, <@ need no entry)
-        "jsonb_extract_path", "jsonb_extract_path_text", "jsonb_array_length", "jsonb_typeof",
-        "jsonb_path_exists", "jsonb_path_match", "jsonb_build_object", "jsonb_build_array",
-        "to_jsonb", "json_extract_path", "json_extract_path_text", "json_array_length",
-        "json_typeof", "json_build_object", "json_build_array", "to_json",
-        # arrays
-        "array_length", "array_lower", "array_upper", "array_position", "array_to_string",
-        "cardinality",
-    }
-)  # fmt: skip
+FUNCTION_GROUPS: dict[str, str] = {
+    "date/time": """
+        now transaction_timestamp statement_timestamp date_trunc date_part extract age
+        make_interval make_date make_time make_timestamp make_timestamptz to_timestamp
+        to_date to_char timezone date_bin isfinite justify_days justify_hours
+        justify_interval overlaps
+    """,
+    "string": """
+        lower upper initcap length char_length character_length octet_length btrim ltrim
+        rtrim trim substr substring position strpos replace translate overlay concat
+        concat_ws left right lpad rpad reverse starts_with split_part format regexp_match
+        regexp_replace regexp_like regexp_count regexp_substr regexp_instr similar_to_escape
+        normalize is_normalized md5 to_number ascii chr
+    """,
+    "math": """
+        abs round floor ceil ceiling trunc mod div power sqrt sign exp ln log num_nulls
+        num_nonnulls
+    """,
+    "JSON": """
+        jsonb_extract_path jsonb_extract_path_text jsonb_array_length jsonb_typeof
+        jsonb_path_exists jsonb_path_match jsonb_build_object jsonb_build_array to_jsonb
+        json_extract_path json_extract_path_text json_array_length json_typeof
+        json_build_object json_build_array to_json
+    """,
+    "arrays": """
+        array_length array_lower array_upper array_position array_to_string cardinality
+    """,
+}
+# (JSON's operators ->, ->>, #>, #>>, ?, @>, <@ need no entry.)
+ALLOWED_FUNCTIONS = frozenset(name for names in FUNCTION_GROUPS.values() for name in names.split())
 FUNCTION_HINT = "built-in date/time, string, math, JSON and array functions, e.g. now, lower"
 # Only for a clearer message: these are rejected anyway, as they are not in the allow-list.
-_AGGREGATES = frozenset(
-    {"count", "sum", "avg", "min", "max", "array_agg", "string_agg", "bool_and", "bool_or",
-     "every", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg"}
-)  # fmt: skip
+_AGGREGATE_NAMES = """
+    count sum avg min max array_agg string_agg bool_and bool_or every json_agg jsonb_agg
+    json_object_agg jsonb_object_agg
+"""
+_AGGREGATES = frozenset(_AGGREGATE_NAMES.split())
 
 # Syntax nodes an expression may contain; anything else is rejected by name.
 _ALLOWED_NODES: tuple[type[ast.Node], ...] = (
-    ast.A_Expr, ast.A_Const, ast.A_ArrayExpr, ast.A_Indirection, ast.A_Indices,
-    ast.BoolExpr, ast.BooleanTest, ast.NullTest, ast.CaseExpr, ast.CaseWhen,
-    ast.CoalesceExpr, ast.MinMaxExpr, ast.CollateClause, ast.ColumnRef, ast.FuncCall,
-    ast.NamedArgExpr, ast.RowExpr, ast.SQLValueFunction, ast.TypeCast, ast.TypeName,
-    ast.String, ast.Integer, ast.Float, ast.Boolean, ast.BitString, ast.JsonIsPredicate,
+    ast.A_Expr,
+    ast.A_Const,
+    ast.A_ArrayExpr,
+    ast.A_Indirection,
+    ast.A_Indices,
+    ast.BoolExpr,
+    ast.BooleanTest,
+    ast.NullTest,
+    ast.CaseExpr,
+    ast.CaseWhen,
+    ast.CoalesceExpr,
+    ast.MinMaxExpr,
+    ast.CollateClause,
+    ast.ColumnRef,
+    ast.FuncCall,
+    ast.NamedArgExpr,
+    ast.RowExpr,
+    ast.SQLValueFunction,
+    ast.TypeCast,
+    ast.TypeName,
+    ast.String,
+    ast.Integer,
+    ast.Float,
+    ast.Boolean,
+    ast.BitString,
+    ast.JsonIsPredicate,
     ast.JsonFormat,
-)  # fmt: skip
+)
 _OP = enums.SQLValueFunctionOp
 _ALLOWED_VALUE_FUNCTIONS = frozenset(
-    {_OP.SVFOP_CURRENT_DATE, _OP.SVFOP_CURRENT_TIME, _OP.SVFOP_CURRENT_TIME_N,
-     _OP.SVFOP_CURRENT_TIMESTAMP, _OP.SVFOP_CURRENT_TIMESTAMP_N, _OP.SVFOP_LOCALTIME,
-     _OP.SVFOP_LOCALTIME_N, _OP.SVFOP_LOCALTIMESTAMP, _OP.SVFOP_LOCALTIMESTAMP_N}
-)  # fmt: skip
+    {
+        _OP.SVFOP_CURRENT_DATE,
+        _OP.SVFOP_CURRENT_TIME,
+        _OP.SVFOP_CURRENT_TIME_N,
+        _OP.SVFOP_CURRENT_TIMESTAMP,
+        _OP.SVFOP_CURRENT_TIMESTAMP_N,
+        _OP.SVFOP_LOCALTIME,
+        _OP.SVFOP_LOCALTIME_N,
+        _OP.SVFOP_LOCALTIMESTAMP,
+        _OP.SVFOP_LOCALTIMESTAMP_N,
+    }
+)
 _REJECTED_NODES = {
     ast.SubLink: "subqueries are not allowed",
     ast.ParamRef: "parameters ($1, ...) are not allowed",
@@ -75,7 +108,6 @@ _REJECTED_NODES = {
 }
 # Operators whose built-in result is never boolean: a top-level one is not a condition.
 _NON_BOOLEAN_OPERATORS = frozenset({"+", "-", "*", "/", "%", "^", "||", "->", "->>", "#>", "#>>"})
-
 
 
 def walk(root: ast.Node, *, checking: bool = False) -> Iterator[ast.Node]:

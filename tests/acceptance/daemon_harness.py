@@ -81,9 +81,14 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """`python -m jobd ARGS` to completion (the operator commands)."""
     return subprocess.run(
-        [sys.executable, "-m", "jobd", *args], capture_output=True, text=True,
-        timeout=timeout_s, cwd=cwd, check=False, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        [sys.executable, "-m", "jobd", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=cwd,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 class DaemonProcess:
@@ -112,9 +117,14 @@ class DaemonProcess:
 
     def spawn(self) -> None:
         self.proc = subprocess.Popen(
-            self.args, cwd=self.cwd, env=self.env, text=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            self.args,
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for stream in (self.proc.stdout, self.proc.stderr):
             reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
             reader.start()
@@ -191,9 +201,8 @@ class DaemonProcess:
         with self._changed:
             events = self.events[start:]
         return [
-            e for e in events
-            if e["event"] == name and all(e.get(k) == v for k, v in match.items())
-        ]  # fmt: skip
+            e for e in events if e["event"] == name and all(e.get(k) == v for k, v in match.items())
+        ]
 
     def mark(self) -> int:
         """An index into `events`: pass it as `start` to see only later events."""
@@ -274,12 +283,21 @@ EXTRA_RESOURCE = """
 
 
 def write_config(
-    path: Path, url: str, port: int, *, grace: str = "10s", work_limit: int = 5,
-    token: str | None = None, extra: str = "",
-) -> Path:  # fmt: skip
+    path: Path,
+    url: str,
+    port: int,
+    *,
+    grace: str = "10s",
+    work_limit: int = 5,
+    token: str | None = None,
+    extra: str = "",
+) -> Path:
     token_text = f', token: "{token}"' if token else ""
-    path.write_text(CONFIG.format(url=url, port=port, grace=grace, work_limit=work_limit,
-                                  token=token_text, extra=extra))  # fmt: skip
+    path.write_text(
+        CONFIG.format(
+            url=url, port=port, grace=grace, work_limit=work_limit, token=token_text, extra=extra
+        )
+    )
     return path
 
 
@@ -311,8 +329,9 @@ def daemon_for(tmp_path: Path) -> Iterator[Any]:
         assert not daemon.tracebacks(), daemon.log_tail()
 
 
-def http(port: int, path: str, *, method: str = "GET", body: Any = None,
-         token: str | None = None) -> tuple[int, Any]:  # fmt: skip
+def http(
+    port: int, path: str, *, method: str = "GET", body: Any = None, token: str | None = None
+) -> tuple[int, Any]:
     """(status, parsed JSON or text) of one request to the admin listener."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)

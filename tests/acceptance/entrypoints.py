@@ -24,5 +24,6 @@ async def note(ctx: ActionContext) -> None:
     """A scheduled action: write one line into `public.notes` in the job's transaction."""
     await ctx.conn.execute(
         "INSERT INTO public.notes (schedule, input) VALUES ($1, $2)",
-        ctx.schedule, json.dumps(dict(ctx.input), sort_keys=True),
-    )  # fmt: skip
+        ctx.schedule,
+        json.dumps(dict(ctx.input), sort_keys=True),
+    )

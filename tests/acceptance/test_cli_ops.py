@@ -51,8 +51,14 @@ def config(tmp_path: Path, database_url: str) -> Path:
 
 
 def jobd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jobd", *args], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "jobd", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def test_jobs_commands(config: Path) -> None:
@@ -60,8 +66,9 @@ def test_jobs_commands(config: Path) -> None:
     out = jobd("jobs", "list", "-c", str(config))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].split()[:3] == ["ID", "STATE", "QUEUE"]
-    rows = json.loads(jobd("jobs", "list", "--state", "discarded", "--json", "-c",
-                           str(config)).stdout)  # fmt: skip
+    rows = json.loads(
+        jobd("jobs", "list", "--state", "discarded", "--json", "-c", str(config)).stdout
+    )
     assert [r["state"] for r in rows] == ["discarded"]
     job_id = str(rows[0]["id"])
     assert "state" in jobd("jobs", "show", job_id, "-c", str(config)).stdout

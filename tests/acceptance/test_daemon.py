@@ -212,9 +212,7 @@ def test_unreachable_database_exits_1(port: int, tmp_path: Path) -> None:
     assert "hunter2" not in out.stderr and "Traceback" not in out.stderr
 
 
-def test_taken_admin_port_exits_1_before_any_job_runs(
-    db: str, port: int, tmp_path: Path
-) -> None:
+def test_taken_admin_port_exits_1_before_any_job_runs(db: str, port: int, tmp_path: Path) -> None:
     """The admin port in use: exit 1 with a clear message; the engine never started (no
     node registered, no job taken)."""
     with socket.socket() as taken:

@@ -39,9 +39,7 @@ def order_status(url: str, order_id: int) -> str:
 # -- 5. the CLI against a live daemon -----------------------------------------------------
 
 
-def test_trigger_and_schedule_commands(
-    db: str, port: int, tmp_path: Path, daemon_for: Any
-) -> None:
+def test_trigger_and_schedule_commands(db: str, port: int, tmp_path: Path, daemon_for: Any) -> None:
     """`trigger --pk` and `trigger` (the scheduler now) make the live daemon run the rows;
     `schedule` runs a scheduled action with the given input."""
     config = h.write_config(tmp_path / "jobd.yaml", db, port)
@@ -119,9 +117,7 @@ def test_queue_pause_and_resume_reach_the_live_daemon(
     assert daemon.stop() == 0
 
 
-def test_queue_scale_and_list_commands(
-    db: str, port: int, tmp_path: Path, daemon_for: Any
-) -> None:
+def test_queue_scale_and_list_commands(db: str, port: int, tmp_path: Path, daemon_for: Any) -> None:
     """`queues scale` sets (and `--reset` restores) a limit the live daemon's API
     reports; `queues list` shows it as a table; `jobs cancel` of a completed job exits 1
     with a message."""
@@ -153,9 +149,10 @@ def metric_value(text: str, family: str, sample: str, **labels: str) -> float:
     for metric in text_string_to_metric_families(text):
         if metric.name == family:
             total += sum(
-                s.value for s in metric.samples
+                s.value
+                for s in metric.samples
                 if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
-            )  # fmt: skip
+            )
     return total
 
 
@@ -178,8 +175,9 @@ def test_http_api_with_token_and_metrics(
     run = "/api/triggers/orders/process/run"
     bad = h.http(port, run, method="POST", body={"primary_key": 1}, token=token)
     assert bad[0] == 400 and "primary_key" in bad[1]["error"]
-    status, body = h.http(port, run, method="POST", token=token,
-                          body={"primary_keys": [{"id": 1}, {"id": 2}]})  # fmt: skip
+    status, body = h.http(
+        port, run, method="POST", token=token, body={"primary_keys": [{"id": 1}, {"id": 2}]}
+    )
     assert status == 200 and len(body["job_ids"]) == 2, body
     h.wait_for(lambda: h.all_in(db, body["job_ids"], "completed"), what="the API's jobs")
     status, job = h.http(port, f"/api/jobs/{body['job_ids'][0]}", token=token)
@@ -189,11 +187,17 @@ def test_http_api_with_token_and_metrics(
     assert status == 200 and isinstance(text, str)
     done = dict(outcome="completed", queue="work", worker="orders.process")
     assert metric_value(text, "jobd_jobs", "jobd_jobs_total", **done) >= 2
-    assert metric_value(text, "jobd_job_execution_seconds", "jobd_job_execution_seconds_count",
-                        queue="work") >= 2  # fmt: skip
+    assert (
+        metric_value(
+            text, "jobd_job_execution_seconds", "jobd_job_execution_seconds_count", queue="work"
+        )
+        >= 2
+    )
     assert metric_value(text, "jobd_queue_depth", "jobd_queue_depth", state="completed") >= 2
-    h.wait_for(lambda: metric_value(h.http(port, "/metrics")[1], "jobd_leader", "jobd_leader"),
-               what="the leader gauge")  # fmt: skip
+    h.wait_for(
+        lambda: metric_value(h.http(port, "/metrics")[1], "jobd_leader", "jobd_leader"),
+        what="the leader gauge",
+    )
     assert daemon.stop() == 0
     assert token not in daemon.log_tail(lines=1000)
 
@@ -208,12 +212,14 @@ async def enqueue_in_transactions(url: str) -> tuple[int, int]:
         async with conn.transaction():
             await conn.execute("INSERT INTO public.orders (id) VALUES (1)")
             committed = await conn.fetchval(
-                "SELECT jobd.run_trigger('orders', 'process', '{\"id\": 1}')")  # fmt: skip
+                "SELECT jobd.run_trigger('orders', 'process', '{\"id\": 1}')"
+            )
         rollback = conn.transaction()
         await rollback.start()
         await conn.execute("INSERT INTO public.orders (id) VALUES (2)")
         rolled_back = await conn.fetchval(
-            "SELECT jobd.run_trigger('orders', 'process', '{\"id\": 2}')")  # fmt: skip
+            "SELECT jobd.run_trigger('orders', 'process', '{\"id\": 2}')"
+        )
         await rollback.rollback()
     finally:
         await conn.close()
@@ -252,9 +258,7 @@ async def use_client(url: str) -> list[int]:
     return [one, *many, tally]
 
 
-def test_client_against_a_live_daemon(
-    db: str, port: int, tmp_path: Path, daemon_for: Any
-) -> None:
+def test_client_against_a_live_daemon(db: str, port: int, tmp_path: Path, daemon_for: Any) -> None:
     """`jobd.Client` enqueues trigger and schedule jobs the live daemon runs; an unknown
     trigger is a clear error."""
     daemon = daemon_for(h.write_config(tmp_path / "jobd.yaml", db, port))

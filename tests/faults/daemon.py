@@ -64,11 +64,25 @@ ENQUEUE = (
 )
 
 
-def items_config(url: str, *, heartbeat: str = "1s", grace: str = "10s", limit: int = 10,
-                 sleep_s: float = 0.01, admin: str = "off",
-                 max_attempts: int = 5) -> str:  # fmt: skip
-    return ITEMS_CONFIG.format(url=url, heartbeat=heartbeat, grace=grace, limit=limit,
-                               sleep_s=sleep_s, admin=admin, max_attempts=max_attempts)  # fmt: skip
+def items_config(
+    url: str,
+    *,
+    heartbeat: str = "1s",
+    grace: str = "10s",
+    limit: int = 10,
+    sleep_s: float = 0.01,
+    admin: str = "off",
+    max_attempts: int = 5,
+) -> str:
+    return ITEMS_CONFIG.format(
+        url=url,
+        heartbeat=heartbeat,
+        grace=grace,
+        limit=limit,
+        sleep_s=sleep_s,
+        admin=admin,
+        max_attempts=max_attempts,
+    )
 
 
 async def add_items(conn: Any, first: int, last: int) -> int:
@@ -93,9 +107,16 @@ class DaemonProc:
     @classmethod
     async def start(cls, config: Path, log_path: Path) -> DaemonProc:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "jobd", "run", "-c", str(config),
-            cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "jobd",
+            "run",
+            "-c",
+            str(config),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         return cls(proc, log_path)
 
     async def _read(self) -> None:

@@ -89,8 +89,7 @@ def check_ticks(rows: list[asyncpg.Record]) -> None:
     print(f"{len(ticks)} ticks {ticks[0].isoformat()} .. {ticks[-1].isoformat()}")
     assert len(ticks) >= DURATION_S - 3, f"only {len(ticks)} ticks in {DURATION_S} s"
     assert all(r["jobs"] == 1 for r in rows), [r for r in rows if r["jobs"] != 1]
-    gaps = [(a, b) for a, b in itertools.pairwise(ticks)
-            if (b - a).total_seconds() != 1]  # fmt: skip
+    gaps = [(a, b) for a, b in itertools.pairwise(ticks) if (b - a).total_seconds() != 1]
     assert not gaps, gaps
     # Every tick but the last few (enqueued just before the daemons stopped) completed;
     # the stop may leave the newest ones available, never executing.

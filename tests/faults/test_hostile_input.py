@@ -92,9 +92,17 @@ class Sink:
 async def cli(config: Path, *args: str) -> tuple[int, str]:
     """`jobd trigger ...` as a process (awaited: the sink runs in this loop)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "jobd", "trigger", *args, "-c", str(config), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "jobd",
+        "trigger",
+        *args,
+        "-c",
+        str(config),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None
     return proc.returncode, (out + err).decode()
@@ -160,8 +168,12 @@ async def api_checks(http: aiohttp.ClientSession) -> None:
         http, "/api/triggers/notes/process/run", {"primary_key": {"id": 1}, "tenant": EVIL_TENANT}
     )
     assert_clear_error(status, 400, text, "evil tenant")
-    for path in ("/api/jobs/1;DROP%20TABLE%20x", "/api/jobs?state=executing'%20OR%20'1'='1",
-                 "/api/jobs?limit=1;DROP", "/api/triggers/docs;DROP/process/run"):  # fmt: skip
+    for path in (
+        "/api/jobs/1;DROP%20TABLE%20x",
+        "/api/jobs?state=executing'%20OR%20'1'='1",
+        "/api/jobs?limit=1;DROP",
+        "/api/triggers/docs;DROP/process/run",
+    ):
         method = http.post if path.endswith("/run") else http.get
         async with method(path) as r:
             assert 400 <= r.status < 500, (path, r.status)
@@ -175,10 +187,12 @@ async def cli_checks(config: Path) -> None:
     assert code == 0, out
     code, out = await cli(config, "docs", "process", "--pk", "' OR '1'='1' --")  # no such row
     assert code == 0 and "0 job(s) enqueued" in out, out
-    for args in (                 ["docs", "process", "--pk", '{"id": 1, "nope": 2}'],
-                 ["docs", "process", "--pk", "1", "--actor", "[1]"],
-                 ["notes", "process", "--pk", "1", "--tenant", EVIL_TENANT],
-                 ["docs; DROP TABLE x", "process", "--pk", "1"]):  # fmt: skip
+    for args in (
+        ["docs", "process", "--pk", '{"id": 1, "nope": 2}'],
+        ["docs", "process", "--pk", "1", "--actor", "[1]"],
+        ["notes", "process", "--pk", "1", "--tenant", EVIL_TENANT],
+        ["docs; DROP TABLE x", "process", "--pk", "1"],
+    ):
         code, out = await cli(config, *args)
         assert code == 2, (args, code, out)
         assert "Traceback" not in out and out.strip(), (args, out)
@@ -203,9 +217,9 @@ async def sql_checks(conn: asyncpg.Connection) -> None:
 
 
 async def _all_done(conn: asyncpg.Connection) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT count(*) = 5 AND bool_and(state = 'completed') FROM jobd.jobs"
-    ))  # fmt: skip
+    return bool(
+        await conn.fetchval("SELECT count(*) = 5 AND bool_and(state = 'completed') FROM jobd.jobs")
+    )
 
 
 async def check_survivors(conn: asyncpg.Connection, sink: Sink) -> None:

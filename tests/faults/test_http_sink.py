@@ -118,11 +118,17 @@ async def test_misbehaving_sink(database_url: str, tmp_path: Path) -> None:
         await conn.execute(SETUP)
         await conn.execute(
             "INSERT INTO public.calls (id, mode) SELECT i, ($1::text[])[1 + i % $2]"
-            " FROM generate_series(0, $3 - 1) i", list(MODES), len(MODES), len(MODES) * PER_MODE,
-        )  # fmt: skip
+            " FROM generate_series(0, $3 - 1) i",
+            list(MODES),
+            len(MODES),
+            len(MODES) * PER_MODE,
+        )
         async with http_sink(sink.handle) as url:
-            config = CONFIG.format(sink=url, timeout=f"{int(TIMEOUT_S * 1000)}ms",
-                                   backoff=f"{int(BACKOFF_MIN_S * 1000)}ms")  # fmt: skip
+            config = CONFIG.format(
+                sink=url,
+                timeout=f"{int(TIMEOUT_S * 1000)}ms",
+                backoff=f"{int(BACKOFF_MIN_S * 1000)}ms",
+            )
             async with running(config, database_url, tmp_path / "jobd.log"):
                 with LagProbe() as probe:
                     await conn.execute(
@@ -131,9 +137,11 @@ async def test_misbehaving_sink(database_url: str, tmp_path: Path) -> None:
                     )
 
                     async def settled() -> bool:
-                        return bool(await conn.fetchval(
-                            "SELECT bool_and(status <> 'new') FROM public.calls"
-                        ))  # fmt: skip
+                        return bool(
+                            await conn.fetchval(
+                                "SELECT bool_and(status <> 'new') FROM public.calls"
+                            )
+                        )
 
                     await poll(settled, 30, "every row settled")
         print(
@@ -151,8 +159,12 @@ async def check(conn: asyncpg.Connection, sink: Misbehaving) -> None:
     rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM public.calls")}
     states = dict(await conn.fetch("SELECT state::text, count(*) FROM jobd.jobs GROUP BY 1"))
     assert states == {"completed": len(rows)}, states
-    expected_error = {"fail500": "answered 500", "timeout": "timed out",
-                      "reset": "connection failed", "slowbody": "timed out"}  # fmt: skip
+    expected_error = {
+        "fail500": "answered 500",
+        "timeout": "timed out",
+        "reset": "connection failed",
+        "slowbody": "timed out",
+    }
     for row_id, row in rows.items():
         mode, arrivals = row["mode"], sink.arrivals[row_id]
         if mode in ("ok", "slowok"):

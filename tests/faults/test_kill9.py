@@ -44,11 +44,14 @@ async def test_kill_9_of_a_daemon_loses_no_job(database_url: str, tmp_path: Path
         survivor = next(d for d in daemons if d is not victim)
 
         async def victim_busy() -> bool:
-            return bool(await conn.fetchval(
-                "SELECT count(*) FILTER (WHERE attempted_by = $1 AND state = 'executing') > 0"
-                " AND count(*) FILTER (WHERE state = 'completed') > $2 FROM jobd.jobs",
-                victim.node_id, ITEMS // 10,
-            ))  # fmt: skip
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) FILTER (WHERE attempted_by = $1 AND state = 'executing') > 0"
+                    " AND count(*) FILTER (WHERE state = 'completed') > $2 FROM jobd.jobs",
+                    victim.node_id,
+                    ITEMS // 10,
+                )
+            )
 
         await poll(victim_busy, 30, "victim executing jobs")
         killed_at: datetime = await conn.fetchval("SELECT clock_timestamp()")

@@ -85,10 +85,12 @@ async def test_sigterm_mid_drain_exits_0_and_leaves_nothing_executing(
         assert await add_items(conn, 1, items) == items
 
         async def busy() -> bool:
-            return bool(await conn.fetchval(
-                "SELECT count(*) FILTER (WHERE state = 'executing') >= 5"
-                " AND count(*) FILTER (WHERE state = 'completed') >= 20 FROM jobd.jobs"
-            ))  # fmt: skip
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) FILTER (WHERE state = 'executing') >= 5"
+                    " AND count(*) FILTER (WHERE state = 'completed') >= 20 FROM jobd.jobs"
+                )
+            )
 
         await poll(busy, 30, "first daemon busy")
         assert await daemons[0].stop() == 0

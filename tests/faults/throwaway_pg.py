@@ -60,14 +60,35 @@ class ThrowawayCluster:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c max_connections=100"
         )
-        self._run("pg_ctl", action, "-D", str(self.data), "-w", "-t", str(TIMEOUT_S),
-                  "-l", str(self.root / "server.log"), "-o", options, *extra)  # fmt: skip
+        self._run(
+            "pg_ctl",
+            action,
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            str(TIMEOUT_S),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            options,
+            *extra,
+        )
 
     def start(self) -> None:
         if self._as_root:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--no-sync")  # fmt: skip
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         self._pg_ctl("start")
 
     def restart(self) -> None:

@@ -60,8 +60,7 @@ async def _start(database_url: str, token: str | None) -> AsyncIterator[Admin]:
     spec = load_config_text(CONFIG, "t.yaml", env={})
     async with pool.acquire() as conn:
         await TriggerRuntime.create(spec, WorkerRegistry(), pool, conn)  # writes the registry
-    deps = AdminDeps(pool=pool, schema="jobd", spec=spec, engine=StubEngine(),
-                     metrics=Metrics())  # fmt: skip
+    deps = AdminDeps(pool=pool, schema="jobd", spec=spec, engine=StubEngine(), metrics=Metrics())
     server = AdminServer("127.0.0.1:0", token, deps, max_body_bytes=4096)
     await server.start()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -100,7 +99,9 @@ async def test_probes(admin: Admin) -> None:
     """healthz always 200 (no token needed); readyz 200 when migrated and the engine runs,
     503 with reasons when the engine stops."""
     assert await call(admin, "GET", "/healthz", headers={"Authorization": ""}) == (
-        200, {"status": "ok"})  # fmt: skip
+        200,
+        {"status": "ok"},
+    )
     assert await call(admin, "GET", "/readyz") == (200, {"status": "ready"})
     admin.deps.engine = None
     status, body = await call(admin, "GET", "/readyz")
@@ -125,16 +126,23 @@ async def test_metrics_parse_and_count_events(admin: Admin) -> None:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-    assert samples[("jobd_jobs_total", (("outcome", "completed"), ("queue", "default"),
-                                        ("worker", "w")))] == 1  # fmt: skip
+    assert (
+        samples[
+            ("jobd_jobs_total", (("outcome", "completed"), ("queue", "default"), ("worker", "w")))
+        ]
+        == 1
+    )
     assert samples[("jobd_scheduler_rows_scanned_total", (("trigger", "t"),))] == 5
-    assert samples[("jobd_http_action_responses_total", (("action", "notify"),
-                                                         ("status", "503")))] == 1  # fmt: skip
+    assert (
+        samples[("jobd_http_action_responses_total", (("action", "notify"), ("status", "503")))]
+        == 1
+    )
     depth = {k[1]: v for k, v in samples.items() if k[0] == "jobd_queue_depth" and v}
     assert depth, samples
     assert samples[("jobd_leader", ())] == 1
-    assert samples[("jobd_job_execution_seconds_count", (("queue", "default"),
-                                                         ("worker", "w")))] == 1  # fmt: skip
+    assert (
+        samples[("jobd_job_execution_seconds_count", (("queue", "default"), ("worker", "w")))] == 1
+    )
 
 
 async def test_api_requires_the_token(admin: Admin) -> None:
@@ -148,28 +156,41 @@ async def test_api_requires_the_token(admin: Admin) -> None:
 async def test_run_trigger_jobs_and_queues(admin: Admin) -> None:
     """Run a trigger for one and several rows, schedule it, run a schedule; list, show,
     cancel and retry the job; pause, scale and resume a queue; status."""
-    status, body = await call(admin, "POST", "/api/triggers/orders/process/run",
-                              json={"primary_key": {"id": 1}, "actor": {"id": 7}})  # fmt: skip
+    status, body = await call(
+        admin,
+        "POST",
+        "/api/triggers/orders/process/run",
+        json={"primary_key": {"id": 1}, "actor": {"id": 7}},
+    )
     assert status == 200 and body["enqueued"]
     job_id = body["job_id"]
-    status, body = await call(admin, "POST", "/api/triggers/orders/process/run",
-                              json={"primary_keys": [{"id": 1}, {"id": 2}]})  # fmt: skip
+    status, body = await call(
+        admin,
+        "POST",
+        "/api/triggers/orders/process/run",
+        json={"primary_keys": [{"id": 1}, {"id": 2}]},
+    )
     assert status == 200 and len(body["job_ids"]) == 1  # row 1 already has a job
     status, body = await call(admin, "POST", "/api/triggers/orders/process/run")
     assert status == 200 and body["scheduled"]
-    status, body = await call(admin, "POST", "/api/schedules/orders/nightly/run",
-                              json={"input": {"period": "week"}})  # fmt: skip
+    status, body = await call(
+        admin, "POST", "/api/schedules/orders/nightly/run", json={"input": {"period": "week"}}
+    )
     assert status == 200 and body["job_id"] > 0
     status, body = await call(admin, "GET", "/api/jobs?worker=orders.process&limit=10")
     assert status == 200 and len(body["jobs"]) == 2
     status, job = await call(admin, "GET", f"/api/jobs/{job_id}")
     assert status == 200 and job["args"]["pk"] == {"id": 1}
     assert await call(admin, "POST", f"/api/jobs/{job_id}/cancel") == (
-        200, {"id": job_id, "state": "cancelled"})  # fmt: skip
+        200,
+        {"id": job_id, "state": "cancelled"},
+    )
     status, body = await call(admin, "POST", f"/api/jobs/{job_id}/cancel")
     assert status == 409 and "cancelled" in body["error"]
     assert await call(admin, "POST", f"/api/jobs/{job_id}/retry") == (
-        200, {"id": job_id, "state": "available"})  # fmt: skip
+        200,
+        {"id": job_id, "state": "available"},
+    )
     status, body = await call(admin, "POST", "/api/queues/default/pause")
     assert status == 200 and body["paused"] is True
     status, body = await call(admin, "POST", "/api/queues/default/scale", json={"limit": 3})

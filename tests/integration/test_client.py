@@ -76,8 +76,9 @@ async def test_inside_the_callers_transaction(client: Client, database_url: str)
     pool = await create_pool(database_url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as pconn, pconn.transaction():
-            assert await client.run_trigger("orders", "process", {"id": 5}, actor={"id": 1},
-                                            conn=pconn)  # fmt: skip
+            assert await client.run_trigger(
+                "orders", "process", {"id": 5}, actor={"id": 1}, conn=pconn
+            )
     finally:
         await pool.close()
     assert len(await _jobs(client)) == 3

@@ -33,8 +33,11 @@ async def _job(pool: Any, state: str, **fields: Any) -> int:
         await conn.execute(
             "UPDATE jobd.jobs SET state = $2::text::jobd.job_state, attempt = $3,"
             " max_attempts = $4 WHERE id = $1",
-            job_id, state, fields.get("attempt", 0), fields.get("max_attempts", 20),
-        )  # fmt: skip
+            job_id,
+            state,
+            fields.get("attempt", 0),
+            fields.get("max_attempts", 20),
+        )
     return job_id
 
 
@@ -105,8 +108,13 @@ async def test_queue_depths_control_and_status(pool: Any) -> None:
         queues = await ops.list_queues(conn, "jobd", {"default": 10})
         assert [q["name"] for q in queues] == ["default", "mail"]
         assert queues[1]["paused"] and queues[1]["limit"] == 7
-        assert queues[0] == {"name": "default", "paused": False, "limit": 10,
-                             "global_limit": None, "depth": {}}  # fmt: skip
+        assert queues[0] == {
+            "name": "default",
+            "paused": False,
+            "limit": 10,
+            "global_limit": None,
+            "depth": {},
+        }
         await conn.execute("INSERT INTO jobd.nodes (id, name) VALUES ('n1', 'host')")
         await conn.execute(
             "INSERT INTO jobd.leader (node_id, expires_at) VALUES ('n1', now() + interval '1 min')"

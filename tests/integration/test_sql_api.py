@@ -194,8 +194,9 @@ async def test_same_jobs_as_the_python_api(pool: Any) -> None:
     await pool.fetchval(q, "orders", "process", None, actor, None)
     await pool.fetchval(
         "SELECT jobd.run_schedule('orders', 'nightly', $1::jsonb, $2::jsonb)",
-        {"period": "week"}, actor,
-    )  # fmt: skip
+        {"period": "week"},
+        actor,
+    )
     by_sql = await job_rows(pool)
     assert by_sql == by_python
     assert len(by_sql) == 8

@@ -46,8 +46,14 @@ def test_package_ships_its_runtime_files() -> None:
     """The JSON Schema, the SQL files and the demo seed are package resources (they are
     read through importlib.resources, so an installed wheel has them too)."""
     package = resources.files("jobd")
-    for name in ("config/jobd.schema.json", "sql/schema.sql", "sql/functions.sql",
-                 "sql/migrations/README.md", "sql/queries/jobs.sql", "demo/seed.sql"):  # fmt: skip
+    for name in (
+        "config/jobd.schema.json",
+        "sql/schema.sql",
+        "sql/functions.sql",
+        "sql/migrations/README.md",
+        "sql/queries/jobs.sql",
+        "demo/seed.sql",
+    ):
         assert package.joinpath(name).is_file(), name
     assert (ROOT / "schema" / "jobd.schema.json").resolve() == (
         ROOT / "jobd" / "config" / "jobd.schema.json"

@@ -79,10 +79,17 @@ def test_missing_values_and_header_injection_are_errors() -> None:
 def test_body_templates_keep_types_for_lone_placeholders() -> None:
     """A body string that is one placeholder keeps the JSON type; others interpolate."""
     template = {
-        "id": "{primary_key.id}", "paid": "{record.paid}", "label": "order {primary_key.id}",
-        "nested": [{"t": "{tenant}"}, 3], "none": "{schedule}",
-    }  # fmt: skip
+        "id": "{primary_key.id}",
+        "paid": "{record.paid}",
+        "label": "order {primary_key.id}",
+        "nested": [{"t": "{tenant}"}, 3],
+        "none": "{schedule}",
+    }
     assert render_body(template, VALUES) == {
-        "id": 42, "paid": True, "label": "order 42", "nested": [{"t": "acme"}, 3], "none": None,
-    }  # fmt: skip
+        "id": 42,
+        "paid": True,
+        "label": "order 42",
+        "nested": [{"t": "acme"}, 3],
+        "none": None,
+    }
     assert check_body({"a": ["{nope}"]}) and check_body(template) == []

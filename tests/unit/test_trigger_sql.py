@@ -27,9 +27,13 @@ resources:
 SPEC = load_config_text(BODY, "t.yaml", env={})
 ORDERS = SPEC.resources["orders"]
 TABLE = ResolvedTable(
-    "orders", "public", "orders", ("id",), ("id", "status", "note", "inserted_at"),
+    "orders",
+    "public",
+    "orders",
+    ("id",),
+    ("id", "status", "note", "inserted_at"),
     {"id": "bigint", "status": "text", "note": "text", "inserted_at": "timestamptz"},
-)  # fmt: skip
+)
 
 
 def test_fill_only_replaces_known_placeholders() -> None:
@@ -94,7 +98,9 @@ def test_cron_entries_default_every_minute() -> None:
     """Every active trigger's scheduler runs on "* * * * *" by default, keyed to skip."""
     entries = cron_entries(SPEC)
     assert [e.name for e in entries] == [
-        "orders.process.scheduler", "orders.sorted.scheduler", "orders.by_key_desc.scheduler"
-    ]  # fmt: skip
+        "orders.process.scheduler",
+        "orders.sorted.scheduler",
+        "orders.by_key_desc.scheduler",
+    ]
     assert {e.expression for e in entries} == {"* * * * *"}
     assert all(e.job.uniq_key == f"cron:{e.name}" for e in entries)

@@ -210,9 +210,18 @@ def test_spec_example_normalizes() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["now()", "price * 1.1", "coalesce(retries, 0) + 1", "'done'", "lower(name)", "NULL",
-     "payload -> 'a'", "ARRAY[1, 2]", "current_timestamp"],
-)  # fmt: skip
+    [
+        "now()",
+        "price * 1.1",
+        "coalesce(retries, 0) + 1",
+        "'done'",
+        "lower(name)",
+        "NULL",
+        "payload -> 'a'",
+        "ARRAY[1, 2]",
+        "current_timestamp",
+    ],
+)
 def test_scalar_mode_accepts_values(text: str) -> None:
     """Proves boolean=False (update `{sql}` values) accepts any safe scalar expression."""
     assert check_expression(text, boolean=False) == []
@@ -221,11 +230,13 @@ def test_scalar_mode_accepts_values(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("(SELECT max(id) FROM t)", "subqueries are not allowed in a sql expression"),
-     ("nextval('seq')", 'function "nextval" is not allowed'),
-     ("$1", "parameters"),
-     ("1; DELETE FROM t", "';'")],
-)  # fmt: skip
+    [
+        ("(SELECT max(id) FROM t)", "subqueries are not allowed in a sql expression"),
+        ("nextval('seq')", 'function "nextval" is not allowed'),
+        ("$1", "parameters"),
+        ("1; DELETE FROM t", "';'"),
+    ],
+)
 def test_scalar_mode_keeps_the_safety_rules(text: str, fragment: str) -> None:
     """Proves boolean=False rejects the same unsafe constructs as a where expression."""
     assert any(fragment in p for p in check_expression(text, boolean=False))
@@ -268,14 +279,16 @@ def test_compile_without_alias_quotes_columns() -> None:
 
 @pytest.mark.parametrize(
     ("text", "compiled"),
-    [("deleted_at IS NULL", '"r"."deleted_at" IS NULL'),
-     ("payload->>'kind' = 'x'", "\"r\".\"payload\" ->> 'kind' = 'x'"),
-     ("tags[1] = 'x'", "\"r\".\"tags\"[1] = 'x'"),
-     ("(comp).f = 1", '("r"."comp").f = 1'),
-     ('"order" > id', '"r"."order" > "r"."id"'),
-     ("coalesce(a, b) = ANY(ARRAY[c])", 'COALESCE("r"."a", "r"."b") = ANY(ARRAY["r"."c"])'),
-     ("CASE WHEN x THEN y END", 'CASE WHEN "r"."x" THEN "r"."y" END')],
-)  # fmt: skip
+    [
+        ("deleted_at IS NULL", '"r"."deleted_at" IS NULL'),
+        ("payload->>'kind' = 'x'", "\"r\".\"payload\" ->> 'kind' = 'x'"),
+        ("tags[1] = 'x'", '"r"."tags"[1] = \'x\''),
+        ("(comp).f = 1", '("r"."comp").f = 1'),
+        ('"order" > id', '"r"."order" > "r"."id"'),
+        ("coalesce(a, b) = ANY(ARRAY[c])", 'COALESCE("r"."a", "r"."b") = ANY(ARRAY["r"."c"])'),
+        ("CASE WHEN x THEN y END", 'CASE WHEN "r"."x" THEN "r"."y" END'),
+    ],
+)
 def test_compile_with_alias_qualifies_every_column(text: str, compiled: str) -> None:
     """Proves an alias qualifies each column reference, wherever it sits in the tree."""
     assert compile_expression(parse_expression(text), alias="r") == compiled
@@ -311,11 +324,58 @@ def test_deep_nesting_is_a_problem_not_a_crash() -> None:
 
 # Fragments that make random text look like SQL, so that hypothesis reaches the parser.
 _SQL_BITS = st.sampled_from(
-    ["a", "b", "t.x", "'s'", "'", '"', "1", "$1", "(", ")", ";", "--", "/*", "*/", "=", "<",
-     "AND", "OR", "NOT", "IS", "NULL", "SELECT", "FROM", "WHERE", "UNION", "lower(", "now()",
-     "pg_sleep(", ",", "::int", "->>", "[", "]", "ARRAY", "IN", "EXISTS", "*", "$$", "\\",
-     "CASE", "WHEN", "THEN", "END", "count(*)", "OVER", "()", "e'", "U&", "\n"]
-)  # fmt: skip
+    [
+        "a",
+        "b",
+        "t.x",
+        "'s'",
+        "'",
+        '"',
+        "1",
+        "$1",
+        "(",
+        ")",
+        ";",
+        "--",
+        "/*",
+        "*/",
+        "=",
+        "<",
+        "AND",
+        "OR",
+        "NOT",
+        "IS",
+        "NULL",
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "UNION",
+        "lower(",
+        "now()",
+        "pg_sleep(",
+        ",",
+        "::int",
+        "->>",
+        "[",
+        "]",
+        "ARRAY",
+        "IN",
+        "EXISTS",
+        "*",
+        "$$",
+        "\\",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "END",
+        "count(*)",
+        "OVER",
+        "()",
+        "e'",
+        "U&",
+        "\n",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,9 +13,14 @@ CALLS: list[dict[str, Any]] = []
 def sync_action(ctx: ActionContext) -> dict[str, Any]:
     """Runs in a worker thread; records what it saw."""
     CALLS.append(
-        {"thread": threading.current_thread().name, "record": dict(ctx.record or {}),
-         "actor": ctx.actor, "input": dict(ctx.input), "job": ctx.job.id}
-    )  # fmt: skip
+        {
+            "thread": threading.current_thread().name,
+            "record": dict(ctx.record or {}),
+            "actor": ctx.actor,
+            "input": dict(ctx.input),
+            "job": ctx.job.id,
+        }
+    )
     return {"ok": True, "seen": ctx.primary_key}
 
 

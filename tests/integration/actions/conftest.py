@@ -28,10 +28,20 @@ async def conn(database_url: str) -> AsyncIterator[Any]:
 def make_job(job_id: int = 1234, attempt: int = 1, **args: Any) -> Job:
     now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
     return Job(
-        id=job_id, queue="orders", worker="orders.process", args=dict(args), meta={},
-        tags=[], attempt=attempt, max_attempts=5, priority=2, inserted_at=now,
-        scheduled_at=now, attempted_at=now, attempted_by="node-1",
-    )  # fmt: skip
+        id=job_id,
+        queue="orders",
+        worker="orders.process",
+        args=dict(args),
+        meta={},
+        tags=[],
+        attempt=attempt,
+        max_attempts=5,
+        priority=2,
+        inserted_at=now,
+        scheduled_at=now,
+        attempted_at=now,
+        attempted_by="node-1",
+    )
 
 
 def make_resource(
@@ -42,11 +52,18 @@ def make_resource(
     table_name: str = "orders",
 ) -> model.Resource:
     return model.Resource(
-        name=name, table=f"{table_schema}.{table_name}" if table_schema else table_name,
-        table_schema=table_schema, table_name=table_name, primary_key=None,
-        multitenancy=None, actions=dict(actions or {}), reads={}, triggers={},
-        scheduled_actions={}, list_tenants=None,
-    )  # fmt: skip
+        name=name,
+        table=f"{table_schema}.{table_name}" if table_schema else table_name,
+        table_schema=table_schema,
+        table_name=table_name,
+        primary_key=None,
+        multitenancy=None,
+        actions=dict(actions or {}),
+        reads={},
+        triggers={},
+        scheduled_actions={},
+        list_tenants=None,
+    )
 
 
 def make_ctx(conn: Any = None, **fields: Any) -> ActionContext:

@@ -42,10 +42,14 @@ class Sink:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.requests.append(
-            {"method": request.method, "raw_path": request.raw_path,
-             "headers": dict(request.headers), "items": list(request.headers.items()),
-             "body": body}
-        )  # fmt: skip
+            {
+                "method": request.method,
+                "raw_path": request.raw_path,
+                "headers": dict(request.headers),
+                "items": list(request.headers.items()),
+                "body": body,
+            }
+        )
         if self.handler is not None:
             return await self.handler(request)
         return web.json_response({"data": {"id": "R-9"}}, headers={"X-Request-Id": "rq-1"})
@@ -77,9 +81,15 @@ async def client() -> AsyncIterator[HttpClient]:
 
 def http_spec(url: str, **overrides: Any) -> model.HttpAction:
     base = model.HttpAction(
-        method="POST", url=url, headers={}, body=None, timeout_s=5.0,
-        success=("2xx",), retry_on=(408, 425, 429, "5xx"), sign_secret=None,
-    )  # fmt: skip
+        method="POST",
+        url=url,
+        headers={},
+        body=None,
+        timeout_s=5.0,
+        success=("2xx",),
+        retry_on=(408, 425, 429, "5xx"),
+        sign_secret=None,
+    )
     return replace(base, **overrides)
 
 
@@ -105,22 +115,36 @@ async def test_envelope_headers_and_recorded_result(sink: Sink, client: HttpClie
     assert req["method"] == "POST" and req["raw_path"] == "/hook"
     body = json.loads(req["body"])
     assert body == {
-        "resource": "orders", "trigger": "process", "action": "process",
-        "primary_key": {"id": 42}, "record": {"id": 42, "status": "pending", "total": 12.5},
-        "tenant": "acme", "actor": {"id": 7, "role": "admin"}, "input": {"period": "day"},
-        "job": {"id": 1234, "attempt": 1, "max_attempts": 5, "queue": "orders",
-                "inserted_at": "2026-11-29T08:00:00Z"},
-    }  # fmt: skip
+        "resource": "orders",
+        "trigger": "process",
+        "action": "process",
+        "primary_key": {"id": 42},
+        "record": {"id": 42, "status": "pending", "total": 12.5},
+        "tenant": "acme",
+        "actor": {"id": 7, "role": "admin"},
+        "input": {"period": "day"},
+        "job": {
+            "id": 1234,
+            "attempt": 1,
+            "max_attempts": 5,
+            "queue": "orders",
+            "inserted_at": "2026-11-29T08:00:00Z",
+        },
+    }
     headers = req["headers"]
     assert headers["Idempotency-Key"] == "1234"
     assert headers["User-Agent"] == f"jobd/{__version__}"
     assert headers["Content-Type"] == "application/json"
     assert result == {
-        "status": 200, "body": {"data": {"id": "R-9"}}, "body_truncated": False,
-        "headers": {"content-type": "application/json; charset=utf-8",
-                    "content-length": str(len(b'{"data": {"id": "R-9"}}')),
-                    "x-request-id": "rq-1"},
-    }  # fmt: skip
+        "status": 200,
+        "body": {"data": {"id": "R-9"}},
+        "body_truncated": False,
+        "headers": {
+            "content-type": "application/json; charset=utf-8",
+            "content-length": str(len(b'{"data": {"id": "R-9"}}')),
+            "x-request-id": "rq-1",
+        },
+    }
 
 
 async def test_templates_and_percent_encoding(sink: Sink, client: HttpClient) -> None:
@@ -188,13 +212,22 @@ def answer(status: int, headers: dict[str, str] | None = None) -> Handler:
 @pytest.mark.parametrize(
     ("status", "outcome"),
     [
-        (200, None), (201, None), (204, None),
-        (302, PermanentFailure), (400, PermanentFailure), (401, PermanentFailure),
-        (404, PermanentFailure), (422, PermanentFailure),
-        (408, RetryableFailure), (425, RetryableFailure), (429, RetryableFailure),
-        (500, RetryableFailure), (502, RetryableFailure), (503, RetryableFailure),
+        (200, None),
+        (201, None),
+        (204, None),
+        (302, PermanentFailure),
+        (400, PermanentFailure),
+        (401, PermanentFailure),
+        (404, PermanentFailure),
+        (422, PermanentFailure),
+        (408, RetryableFailure),
+        (425, RetryableFailure),
+        (429, RetryableFailure),
+        (500, RetryableFailure),
+        (502, RetryableFailure),
+        (503, RetryableFailure),
     ],
-)  # fmt: skip
+)
 async def test_status_classes(
     sink: Sink, client: HttpClient, status: int, outcome: type[Exception] | None
 ) -> None:
@@ -320,9 +353,10 @@ async def test_response_is_usable_by_on_success(sink: Sink, client: HttpClient, 
     await conn.execute("INSERT INTO public.orders VALUES (42, NULL)")
     result = await build(http_spec(sink.url + "/p"), client).run(trigger_ctx())
     mark = model.Action(
-        "mark", "update",
+        "mark",
+        "update",
         update=model.UpdateAction({"remote_ref": model.ResponseValue(("data", "id"))}),
-    )  # fmt: skip
+    )
     runnable = build_action(make_resource({"mark": mark}), mark, ActionServices())
     await runnable.run(trigger_ctx(conn=conn, response=result, table_sql='"public"."orders"'))
     assert await conn.fetchval("SELECT remote_ref FROM public.orders WHERE id = 42") == "R-9"
@@ -360,9 +394,10 @@ async def test_secrets_and_actor_values_never_logged(sink: Sink, client: HttpCli
     records it), on success, on failure, and when a secret is in the URL."""
     secrets = ["tok_ACTOR_SECRET", "AUTH_HEADER_SECRET", "SIGNING_SECRET"]
     spec = http_spec(
-        sink.url + "/a/{actor.id}", headers={"Authorization": "Bearer AUTH_HEADER_SECRET"},
+        sink.url + "/a/{actor.id}",
+        headers={"Authorization": "Bearer AUTH_HEADER_SECRET"},
         sign_secret="SIGNING_SECRET",
-    )  # fmt: skip
+    )
     ctx = trigger_ctx(actor={"id": 7, "api_token": "tok_ACTOR_SECRET"}, log=structlog.get_logger())
     action = build(spec, client)
     errors: list[str] = []

@@ -24,9 +24,11 @@ async def test_sync_entrypoint_runs_in_a_thread_with_full_context() -> None:
     entry.CALLS.clear()
     action = python("tests.data.actions.entry:sync_action")
     ctx = make_ctx(
-        record={"id": 1, "status": "pending"}, primary_key={"id": 1},
-        actor={"id": 7}, input={"period": "day"},
-    )  # fmt: skip
+        record={"id": 1, "status": "pending"},
+        primary_key={"id": 1},
+        actor={"id": 7},
+        input={"period": "day"},
+    )
     result = await action.run(ctx)
     assert result == {"ok": True, "seen": {"id": 1}}
     (call,) = entry.CALLS

@@ -86,9 +86,12 @@ async def test_sql_input_error_response_values(conn: Any) -> None:
     )
     response = {"data": {"items": [{"id": "R-9"}]}}
     await run_update(
-        conn, action, input={"reason": "because"}, response=response,
+        conn,
+        action,
+        input={"reason": "because"},
+        response=response,
         error={"message": "boom", "kind": "failed", "status": 503, "attempt": 5},
-    )  # fmt: skip
+    )
     got = await row(conn)
     assert got["processed_at"] is not None and got["attempts"] == 1
     assert got["note"] == "because" and got["status"] == "failed"

@@ -60,7 +60,8 @@ async def install_release_0_1(conn: Any, schema: str) -> None:
         name = path.stem.split("_", 1)[1]
         await conn.execute(
             render("INSERT INTO {schema}.migrations (version, name) VALUES ($1, $2)", schema),
-            version, name,
+            version,
+            name,
         )
 
 
@@ -75,9 +76,7 @@ async def _catalog(conn: Any, schema: str) -> list[tuple[str, str]]:
     await conn.execute(f"SET search_path = {schema}")  # so definitions print unqualified
     rows = await conn.fetch(CATALOG_SQL, schema)
     await conn.execute("RESET search_path")
-    return sorted(
-        (r["kind"], _unnamed(r["item"], schema)) for r in rows
-    )
+    return sorted((r["kind"], _unnamed(r["item"], schema)) for r in rows)
 
 
 def _pg_dump(url: str, schema: str) -> str | None:
@@ -86,15 +85,19 @@ def _pg_dump(url: str, schema: str) -> str | None:
         return None
     out = subprocess.run(
         [exe, "--schema-only", "--no-owner", "--no-privileges", "-n", schema, url],
-        check=True, capture_output=True, text=True, timeout=60,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     lines = [
         line.replace(f'"{schema}".', "S.").replace(f"{schema}.", "S.").replace(schema, "S")
         for line in out.splitlines()
         # Skip comments, session settings and psql meta lines (\restrict carries a random key).
-        if line and not line.startswith(("--", "SET ", "\\"))
+        if line
+        and not line.startswith(("--", "SET ", "\\"))
         and not line.startswith("SELECT pg_catalog.set_config")
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)
 
 

@@ -38,8 +38,12 @@ async def test_available_to_executing_to_completed(pool: Any, registry: WorkerRe
     registry.register("w", work)
     (job_id,) = await _insert(pool, JobSpec("w", {"a": 1}, uniq_key="u1"))
     assert await drain(pool, registry) == {
-        "completed": 1, "retried": 0, "discarded": 0, "cancelled": 0, "snoozed": 0,
-    }  # fmt: skip
+        "completed": 1,
+        "retried": 0,
+        "discarded": 0,
+        "cancelled": 0,
+        "snoozed": 0,
+    }
     assert seen == [({"a": 1}, 1, "executing")]
     row = await _row(pool, job_id)
     assert row["state"] == "completed" and row["completed_at"] is not None
@@ -123,13 +127,16 @@ async def test_a_database_outage_does_not_use_up_an_attempt(
     registry.register("restart", restart)
     registry.register("network", network)
     outage, worn, own = await _insert(
-        pool, JobSpec("restart", max_attempts=1), JobSpec("restart", max_attempts=1),
+        pool,
+        JobSpec("restart", max_attempts=1),
+        JobSpec("restart", max_attempts=1),
         JobSpec("network", max_attempts=1),
-    )  # fmt: skip
+    )
     await pool.execute(
         "UPDATE jobd.jobs SET meta = jsonb_build_object('snoozed', $2::int) WHERE id = $1",
-        worn, TRANSIENT_RETRIES,
-    )  # fmt: skip
+        worn,
+        TRANSIENT_RETRIES,
+    )
     counts = await drain(pool, registry)
     assert counts["snoozed"] == 1 and counts["discarded"] == 2
     row = await _row(pool, outage)

@@ -181,6 +181,4 @@ async def test_claims_whose_reply_was_lost_are_released(
         await eventually(lambda: c.done == 3)
         await engine.acker.wait_idle()
     rows = await pool.fetch("SELECT id, state::text, attempt FROM jobd.jobs ORDER BY id")
-    assert [(r["id"], r["state"], r["attempt"]) for r in rows] == [
-        (i, "completed", 1) for i in ids
-    ]
+    assert [(r["id"], r["state"], r["attempt"]) for r in rows] == [(i, "completed", 1) for i in ids]

@@ -89,8 +89,10 @@ async def test_states(build: Build, pool: Any) -> None:
     )
     rt.attach(engine)  # before start: the paused workers are never fetched
     assert set(engine.paused_workers) == {
-        "orders.resting", "orders.resting.scheduler", "orders.off"
-    }  # fmt: skip
+        "orders.resting",
+        "orders.resting.scheduler",
+        "orders.off",
+    }
     async with engine:
         fetches = engine.producers["q"].fetches
         while engine.producers["q"].fetches < fetches + 5:  # several polls went by

@@ -263,7 +263,7 @@ async def test_worker_read_filters_and_columns(build: Build, pool: Any) -> None:
     rt = await build(
         config(
             "        action: work\n        worker_read: recent",
-            resource_extra="    reads:\n      recent: {where: \"note IS NULL\", columns: [status]}",
+            resource_extra='    reads:\n      recent: {where: "note IS NULL", columns: [status]}',
             actions_extra="      sync: {python: " + ACTIONS + ':record_sync"}',
         ).replace("    triggers:\n", "    triggers:\n      plain: {action: sync}\n"),
         ORDERS + "INSERT INTO orders (id, status, note) VALUES (1, 'a', NULL), (2, 'b', 'x');",
