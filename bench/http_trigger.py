@@ -169,7 +169,6 @@ async def measure_jobd(
     from jobd.engine.engine import Engine
     from jobd.engine.registry import WorkerRegistry
     from jobd.sql.db import create_pool
-    from jobd.triggers.api import schedule_trigger
     from jobd.triggers.runtime import TriggerRuntime
 
     await prepare(url, args.n)
@@ -191,7 +190,7 @@ async def measure_jobd(
             await rt.start()
             try:
                 started = time.perf_counter()
-                await schedule_trigger(rt, "items", "process")
+                await rt.enqueuer().schedule_trigger("items", "process")
                 await wait_marked(url, args.n, time.monotonic() + args.timeout_s)
                 seconds = time.perf_counter() - started
             finally:

@@ -73,7 +73,8 @@ async def drain(pool: Any, n: int) -> dict[str, Any]:
 
 
 async def explain(pool: Any, batch: int) -> dict[str, str]:
-    """Plans of fetch_jobs and ack_and_fetch on a real backlog, rolled back."""
+    """Plans of ack_and_fetch (a claim alone, then a claim with acks) on a real backlog,
+    rolled back."""
     q = queries("jobd")
     plans = {}
     async with pool.acquire() as conn:
@@ -82,14 +83,15 @@ async def explain(pool: Any, batch: int) -> dict[str, str]:
         tr = conn.transaction()
         await tr.start()
         try:
-            rows = await conn.fetch(q["fetch_jobs"], "default", batch, "node-x")
+            claim = ("default", batch, "node-x", [], [], [], None)
+            rows = await conn.fetch(q["ack_and_fetch"], *claim)
             ids, attempts = [r["id"] for r in rows], [r["attempt"] for r in rows]
             for name, sql, args in (
-                ("fetch_jobs", q["fetch_jobs"], ("default", batch, "node-x")),
+                ("claim", q["ack_and_fetch"], claim),
                 (
                     "ack_and_fetch",
                     q["ack_and_fetch"],
-                    ("default", batch, "node-x", ids, attempts, []),
+                    ("default", batch, "node-x", ids, attempts, [], None),
                 ),
             ):
                 text = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)

@@ -7,10 +7,17 @@
         await conn.execute("UPDATE orders SET state = 'paid' WHERE id = $1", 42)
         await jobs.run_trigger("orders", "process", {"id": 42}, conn=conn)  # commits with it
 
-The client calls jobd's SQL functions (`run_trigger`, `run_triggers`, `run_schedule`,
-through `jobd.sql.enqueue`), which read the registry that `jobd run` and `jobd migrate -c`
-keep in step with the configuration; so the jobs are exactly the daemon's own. `conn=` is
-any asyncpg connection (plain or from a pool); without it the client's small pool is used.
+    jobs = jobd.Client(pool=app_pool)   # or share the application's pool (not closed by us)
+
+The client calls jobd's SQL functions (`run_trigger`, `run_triggers`, `run_schedule`),
+the one implementation of programmatic enqueue (the CLI and the admin API call them too,
+through this class): they read the registry that `jobd run` and `jobd migrate -c` keep in
+step with the configuration, so the jobs are exactly the daemon's own. `conn=` is any
+asyncpg connection (plain or from a pool; JSON travels as text, so it needs no codec):
+the enqueue commits or rolls back with its transaction. Without it the client's pool is
+used. The functions' errors come back as JobdErrors: `UnknownTrigger` (unknown or deleted,
+with the known names), `RowNotFound`, and `UsageError` for a bad key, actor, input or
+tenant.
 """
 
 from __future__ import annotations
@@ -21,19 +28,48 @@ from typing import Any
 
 import asyncpg
 
+from jobd.common.jsontext import json_text_or_none
 from jobd.errors import JobdError, RowNotFound, UnknownTrigger, UsageError
-from jobd.sql import enqueue
+from jobd.sql import queries
 from jobd.sql.driver import Executor, Pool
+
+_ERRORS: Mapping[str, type[JobdError]] = {
+    "42704": UnknownTrigger,  # undefined_object
+    "P0002": RowNotFound,  # no_data_found
+    "22023": UsageError,  # invalid_parameter_value
+    "42P01": UsageError,  # undefined_table (the resource's table is missing)
+}
+
+
+def api_error(exc: asyncpg.PostgresError) -> JobdError:
+    """The JobdError for an error raised by jobd's SQL functions (message and hint)."""
+    text = str(getattr(exc, "message", None) or exc)
+    hint = getattr(exc, "hint", None)
+    error = _ERRORS.get(getattr(exc, "sqlstate", "") or "", JobdError)(
+        f"{text} (hint: {hint})" if hint else text
+    )
+    error.hint = hint  # type: ignore[attr-defined]
+    return error
 
 
 class Client:
     """Enqueue jobd jobs through the database (async)."""
 
-    def __init__(self, dsn: str, *, schema: str = "jobd", max_size: int = 4) -> None:
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        schema: str = "jobd",
+        max_size: int = 4,
+        pool: Pool | None = None,
+    ) -> None:
+        if (dsn is None) == (pool is None):
+            raise UsageError("jobd.Client needs a dsn or a pool (one of them)")
         self.dsn = dsn
         self.schema = schema
         self._max_size = max_size
-        self._pool: Pool | None = None
+        self._pool = pool
+        self._owns_pool = pool is None
 
     @classmethod
     async def connect(cls, dsn: str, *, schema: str = "jobd") -> Client:
@@ -54,7 +90,7 @@ class Client:
                 raise JobdError(f"cannot connect to the database: {exc}") from exc
 
     async def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._owns_pool:
             await self._pool.close()
             self._pool = None
 
@@ -67,12 +103,22 @@ class Client:
     ) -> None:
         await self.close()
 
-    def _target(self, conn: Executor | None) -> Executor:
-        if conn is not None:
-            return conn
-        if self._pool is None:
-            raise JobdError("the client is closed: use `async with Client(...)` or connect()")
-        return self._pool
+    async def store_actor(
+        self, resource: str, name: str, actor: Mapping[str, Any] | None, *, schedule: bool
+    ) -> Mapping[str, Any] | None:
+        """What the SQL function receives as the actor of a run of `resource`'s trigger (or
+        schedule) `name`: the actor as given (the function applies field persisters)."""
+        return actor
+
+    async def _call(self, query: str, conn: Executor | None, *args: Any) -> Any:
+        if conn is None:
+            if self._pool is None:
+                raise JobdError("the client is closed: use `async with Client(...)` or connect()")
+            conn = self._pool
+        try:
+            return await conn.fetchval(queries(self.schema)[query], *args)
+        except asyncpg.PostgresError as exc:
+            raise api_error(exc) from None
 
     async def run_trigger(
         self,
@@ -87,15 +133,14 @@ class Client:
         """Enqueue the trigger's job for one row: its id, None when the row has one."""
         if primary_key is None:
             raise UsageError("primary_key is required (schedule_trigger runs the scheduler)")
-        return await enqueue.run_trigger(
-            self._target(conn),
-            self.schema,
-            resource,
-            trigger,
-            primary_key,
-            actor=actor,
-            tenant=tenant,
+        if not isinstance(primary_key, Mapping):
+            raise UsageError(f"primary_key must be a mapping, got {type(primary_key).__name__}")
+        key = json_text_or_none(dict(primary_key))
+        stored = json_text_or_none(await self.store_actor(resource, trigger, actor, schedule=False))
+        job_id: int | None = await self._call(
+            "client_run_trigger", conn, resource, trigger, key, stored, tenant
         )
+        return job_id
 
     async def run_triggers(
         self,
@@ -109,15 +154,10 @@ class Client:
     ) -> list[int]:
         """Enqueue many rows in one statement: the ids inserted (rows that already have a
         job, or do not exist, get none)."""
-        return await enqueue.run_triggers(
-            self._target(conn),
-            self.schema,
-            resource,
-            trigger,
-            primary_keys,
-            actor=actor,
-            tenant=tenant,
-        )
+        keys = json_text_or_none([dict(k) for k in primary_keys])
+        stored = json_text_or_none(await self.store_actor(resource, trigger, actor, schedule=False))
+        ids = await self._call("client_run_triggers", conn, resource, trigger, keys, stored, tenant)
+        return list(ids or [])
 
     async def schedule_trigger(
         self,
@@ -127,10 +167,13 @@ class Client:
         actor: Mapping[str, Any] | None = None,
         conn: Executor | None = None,
     ) -> int | None:
-        """Run the trigger's scheduler now; None when a scheduler job is already waiting."""
-        return await enqueue.run_trigger(
-            self._target(conn), self.schema, resource, trigger, None, actor=actor
+        """Run the trigger's scheduler now (AshOban `schedule`); None when a scheduler job
+        is already waiting (a cron tick's and this one share their unique key)."""
+        stored = json_text_or_none(await self.store_actor(resource, trigger, actor, schedule=False))
+        job_id: int | None = await self._call(
+            "client_run_trigger", conn, resource, trigger, None, stored, None
         )
+        return job_id
 
     async def schedule(
         self,
@@ -142,16 +185,15 @@ class Client:
         tenant: str | None = None,
         conn: Executor | None = None,
     ) -> int:
-        """Run a scheduled action now, `input` merged over its action_input."""
-        return await enqueue.run_schedule(
-            self._target(conn),
-            self.schema,
-            resource,
-            name,
-            input=input,
-            actor=actor,
-            tenant=tenant,
+        """Run a scheduled action now, `input` merged over its action_input; on a
+        multitenant resource once per tenant (a fan-out job), or only for `tenant`. Manual
+        runs ignore `overlap`. Returns the job id."""
+        stored = json_text_or_none(await self.store_actor(resource, name, actor, schedule=True))
+        given = json_text_or_none(input)
+        job_id: int = await self._call(
+            "client_run_schedule", conn, resource, name, given, stored, tenant
         )
+        return job_id
 
 
 __all__ = ["Client", "RowNotFound", "UnknownTrigger"]

@@ -8,36 +8,26 @@ so actions never need the engine to speak to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 
 class JobView(Protocol):
-    """A job as an action sees it (read-only): one attempt of one claimed job."""
+    """A job as an action sees it: one attempt of one claimed job. Read it, never change
+    it (the engine owns the job's state)."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def queue(self) -> str: ...
-    @property
-    def worker(self) -> str: ...
-    @property
-    def args(self) -> Mapping[str, Any]: ...
-    @property
-    def meta(self) -> Mapping[str, Any]: ...
-    @property
-    def tags(self) -> Sequence[str]: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def max_attempts(self) -> int: ...
-    @property
-    def priority(self) -> int: ...
-    @property
-    def inserted_at(self) -> datetime: ...
-    @property
-    def scheduled_at(self) -> datetime: ...
+    # In alphabetical order; `jobd.engine.jobs.Job` has them all (and more).
+    args: dict[str, Any]  # the job's arguments (for triggers: pk, tenant, actor, input)
+    attempt: int  # 1 on the first attempt
+    id: int
+    inserted_at: datetime
+    max_attempts: int
+    meta: dict[str, Any]
+    priority: int
+    queue: str
+    scheduled_at: datetime
+    tags: list[str]
+    worker: str
 
 
 class JobOutcome(Exception):

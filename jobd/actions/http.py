@@ -41,6 +41,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from jobd import __version__, model
+from jobd.actions.base import ActionContext
 from jobd.actions.failures import PermanentFailure, RetryableFailure, RetryAfter
 from jobd.actions.templates import (
     TemplateError,
@@ -128,7 +129,7 @@ def iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def job_values(ctx: Any) -> dict[str, Any]:
+def job_values(ctx: ActionContext) -> dict[str, Any]:
     job = ctx.job
     return {
         "id": job.id,
@@ -140,7 +141,7 @@ def job_values(ctx: Any) -> dict[str, Any]:
     }
 
 
-def envelope(ctx: Any, action: str) -> dict[str, Any]:
+def envelope(ctx: ActionContext, action: str) -> dict[str, Any]:
     """The default body (SPEC 1.5); schedules add `"schedule"`."""
     job = {k: v for k, v in job_values(ctx).items() if k != "priority"}
     body = {
@@ -159,7 +160,7 @@ def envelope(ctx: Any, action: str) -> dict[str, Any]:
     return body
 
 
-def template_values(ctx: Any, action: str) -> dict[str, Any]:
+def template_values(ctx: ActionContext, action: str) -> dict[str, Any]:
     """What placeholders resolve against (see jobd.actions.templates)."""
     return {
         "record": ctx.record or {},
@@ -244,7 +245,9 @@ class HttpCallAction:
     def _where(self) -> str:
         return f"http action {self.name!r} ({self.spec.method} {self.host})"
 
-    def request(self, ctx: Any, now_s: float | None = None) -> tuple[str, CIMultiDict[str], bytes]:
+    def request(
+        self, ctx: ActionContext, now_s: float | None = None
+    ) -> tuple[str, CIMultiDict[str], bytes]:
         """The URL, headers and body of this attempt's request."""
         values = template_values(ctx, self.name)
         url = render_url(self.spec.url, values)
@@ -264,7 +267,7 @@ class HttpCallAction:
             headers["Jobd-Signature"] = signature_header(self.spec.sign_secret, body, timestamp)
         return url, headers, body
 
-    async def run(self, ctx: Any) -> HttpResult:
+    async def run(self, ctx: ActionContext) -> HttpResult:
         try:
             url, headers, body = self.request(ctx)
         except TemplateError as exc:  # the job's data cannot fill the template: no retry helps

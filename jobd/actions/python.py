@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobd.actions.base import ActionContext
 from jobd.common.entrypoints import call_maybe_async, load_callable
 
 
@@ -31,5 +32,5 @@ class PythonAction:
         self.entrypoint = entrypoint
         self.fn = load_callable(entrypoint, context=f" (action {name!r})")
 
-    async def run(self, ctx: Any) -> Any:
+    async def run(self, ctx: ActionContext) -> Any:
         return await call_maybe_async(self.fn, ctx)

@@ -28,6 +28,7 @@ from functools import cache
 from typing import Any
 
 from jobd import model
+from jobd.actions.base import ActionContext
 from jobd.common.jsontext import json_text
 from jobd.errors import JobdError
 from jobd.sql import queries
@@ -58,7 +59,7 @@ class UpdateAction:
             *(p for p in (resource.table_schema, resource.table_name) if p)
         )
 
-    async def run(self, ctx: Any) -> None:
+    async def run(self, ctx: ActionContext) -> None:
         if not ctx.primary_key:
             raise JobdError(f"update action {self.name!r} needs the job's primary key")
         table = ctx.table_sql or self._default_table
@@ -96,7 +97,7 @@ def _statement(
     )
 
 
-def resolve_value(value: model.SetValue, ctx: Any) -> Any:
+def resolve_value(value: model.SetValue, ctx: ActionContext) -> Any:
     """The Python value a bound `set:` entry takes for this attempt."""
     match value:
         case model.LiteralValue(literal):

@@ -6,6 +6,7 @@ every failure becomes a JSON error in `jobd.admin.plumbing`'s middleware.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import structlog
 from aiohttp import web
@@ -24,11 +25,12 @@ from jobd.engine import ops
 from jobd.errors import did_you_mean
 from jobd.model import Resource, Spec
 from jobd.sql.migrate import pending_versions
-from jobd.triggers import api as triggers_api
+from jobd.triggers.api import Enqueuer
 
 log = structlog.get_logger("jobd.admin")
 
 READY_TIMEOUT_S = 2.0
+routes = web.RouteTableDef()  # every endpoint, declared beside its handler
 
 
 def _spec(request: web.Request) -> Spec:
@@ -38,9 +40,9 @@ def _spec(request: web.Request) -> Spec:
     return spec
 
 
-def _target(request: web.Request) -> triggers_api.SimpleTarget:
+def _enqueuer(request: web.Request) -> Enqueuer:
     deps = deps_of(request)
-    return triggers_api.SimpleTarget(_spec(request), deps.pool, deps.schema)
+    return Enqueuer(_spec(request), deps.pool, deps.schema)
 
 
 def _resource(request: web.Request) -> Resource:
@@ -48,6 +50,16 @@ def _resource(request: web.Request) -> Resource:
     if name not in spec.resources:
         raise ApiError(404, f"unknown resource {name!r}", did_you_mean(name, spec.resources))
     return spec.resources[name]
+
+
+def _named(request: web.Request, key: str, kind: str, known: Mapping[str, object]) -> str:
+    """The path's `key`, which must name one of the resource's `known` triggers or
+    scheduled actions (404 with did-you-mean)."""
+    name, resource = request.match_info[key], request.match_info["resource"]
+    if name not in known:
+        message = f"resource {resource!r} has no {kind} {name!r}"
+        raise ApiError(404, message, did_you_mean(name, known))
+    return name
 
 
 def _job_id(request: web.Request) -> int:
@@ -60,10 +72,12 @@ def _job_id(request: web.Request) -> int:
 # -- probes and metrics ----------------------------------------------------------------
 
 
+@routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     deps, reasons = deps_of(request), []
     try:
@@ -80,6 +94,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+@routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     deps = deps_of(request)
     leader = None if deps.engine is None else bool(deps.engine.is_leader)
@@ -94,15 +109,10 @@ async def metrics(request: web.Request) -> web.Response:
 # -- API: triggers and schedules -------------------------------------------------------
 
 
+@routes.post("/api/triggers/{resource}/{trigger}/run")
 async def run_trigger(request: web.Request) -> web.Response:
-    target, resource = _target(request), _resource(request)
-    name = request.match_info["trigger"]
-    if name not in resource.triggers:
-        raise ApiError(
-            404,
-            f"resource {resource.name!r} has no trigger {name!r}",
-            did_you_mean(name, resource.triggers),
-        )
+    jobs, resource = _enqueuer(request), _resource(request)
+    name = _named(request, "trigger", "trigger", resource.triggers)
     body = await read_body(request)
     reject_unknown(body, {"primary_key", "primary_keys", "actor", "tenant"})
     key = body_field(body, "primary_key", dict, "an object of primary-key columns")
@@ -114,34 +124,24 @@ async def run_trigger(request: web.Request) -> web.Response:
     if keys is not None:
         if not all(isinstance(k, dict) for k in keys):
             raise ApiError(400, "every entry of primary_keys must be an object")
-        ids = await triggers_api.run_triggers(
-            target, resource.name, name, keys, actor=actor, tenant=tenant
-        )
+        ids = await jobs.run_triggers(resource.name, name, keys, actor=actor, tenant=tenant)
         return json_response({"job_ids": ids})
     if key is not None:
-        job_id = await triggers_api.run_trigger(
-            target, resource.name, name, key, actor=actor, tenant=tenant
-        )
+        job_id = await jobs.run_trigger(resource.name, name, key, actor=actor, tenant=tenant)
         return json_response({"job_id": job_id, "enqueued": job_id is not None})
     if tenant is not None:
         raise ApiError(400, "tenant needs primary_key(s): a scheduler run scans every tenant")
-    job_id = await triggers_api.schedule_trigger(target, resource.name, name, actor=actor)
+    job_id = await jobs.schedule_trigger(resource.name, name, actor=actor)
     return json_response({"job_id": job_id, "enqueued": job_id is not None, "scheduled": True})
 
 
+@routes.post("/api/schedules/{resource}/{name}/run")
 async def run_schedule(request: web.Request) -> web.Response:
-    target, resource = _target(request), _resource(request)
-    name = request.match_info["name"]
-    if name not in resource.scheduled_actions:
-        raise ApiError(
-            404,
-            f"resource {resource.name!r} has no scheduled action {name!r}",
-            did_you_mean(name, resource.scheduled_actions),
-        )
+    jobs, resource = _enqueuer(request), _resource(request)
+    name = _named(request, "name", "scheduled action", resource.scheduled_actions)
     body = await read_body(request)
     reject_unknown(body, {"input", "actor", "tenant"})
-    job_id = await triggers_api.run_schedule(
-        target,
+    job_id = await jobs.schedule(
         resource.name,
         name,
         input=body_field(body, "input", dict, "an object"),
@@ -154,6 +154,7 @@ async def run_schedule(request: web.Request) -> web.Response:
 # -- API: jobs, queues, status ---------------------------------------------------------
 
 
+@routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     deps, params = deps_of(request), request.query
     unknown = sorted(set(params) - {"state", "queue", "worker", "limit"})
@@ -176,6 +177,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     return json_response({"jobs": rows})
 
 
+@routes.get("/api/jobs/{id}")
 async def show_job(request: web.Request) -> web.Response:
     deps, job_id = deps_of(request), _job_id(request)
     async with deps.pool.acquire() as conn:
@@ -202,10 +204,12 @@ async def _job_action(request: web.Request, action: str) -> web.Response:
     return json_response({"id": job_id, "state": job["state"]})
 
 
+@routes.post("/api/jobs/{id}/retry")
 async def retry_job(request: web.Request) -> web.Response:
     return await _job_action(request, "retry")
 
 
+@routes.post("/api/jobs/{id}/cancel")
 async def cancel_job(request: web.Request) -> web.Response:
     return await _job_action(request, "cancel")
 
@@ -216,6 +220,7 @@ def _configured_queues(deps: AdminDeps) -> dict[str, int]:
     return {name: q.limit for name, q in deps.spec.queues.items()}
 
 
+@routes.get("/api/queues")
 async def list_queues(request: web.Request) -> web.Response:
     deps = deps_of(request)
     async with deps.pool.acquire() as conn:
@@ -223,6 +228,7 @@ async def list_queues(request: web.Request) -> web.Response:
     return json_response({"queues": rows})
 
 
+@routes.post("/api/queues/{name}/{action:pause|resume|scale}")
 async def control_queue(request: web.Request) -> web.Response:
     deps, name, action = deps_of(request), request.match_info["name"], request.match_info["action"]
     body = await read_body(request)
@@ -241,6 +247,7 @@ async def control_queue(request: web.Request) -> web.Response:
     return json_response(next(q for q in rows if q["name"] == name))
 
 
+@routes.get("/api/status")
 async def status(request: web.Request) -> web.Response:
     deps = deps_of(request)
     async with deps.pool.acquire() as conn:

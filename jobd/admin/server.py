@@ -16,20 +16,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from jobd.admin.handlers import (
-    cancel_job,
-    control_queue,
-    healthz,
-    list_jobs,
-    list_queues,
-    metrics,
-    readyz,
-    retry_job,
-    run_schedule,
-    run_trigger,
-    show_job,
-    status,
-)
+from jobd.admin.handlers import routes
 from jobd.admin.plumbing import (
     DEPS_KEY,
     MAX_BODY_KEY,
@@ -56,18 +43,7 @@ def build_app(
     )
     app[DEPS_KEY] = deps
     app[MAX_BODY_KEY] = max_body_bytes
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_post("/api/triggers/{resource}/{trigger}/run", run_trigger)
-    app.router.add_post("/api/schedules/{resource}/{name}/run", run_schedule)
-    app.router.add_get("/api/jobs", list_jobs)
-    app.router.add_get("/api/jobs/{id}", show_job)
-    app.router.add_post("/api/jobs/{id}/retry", retry_job)
-    app.router.add_post("/api/jobs/{id}/cancel", cancel_job)
-    app.router.add_get("/api/queues", list_queues)
-    app.router.add_post("/api/queues/{name}/{action:pause|resume|scale}", control_queue)
-    app.router.add_get("/api/status", status)
+    app.add_routes(routes)
     return app
 
 

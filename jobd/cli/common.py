@@ -67,29 +67,27 @@ class Db:
     config: Path | None = None  # the file the spec came from
 
 
-def _unknown(kind: str, name: str, known: Mapping[str, Any], where: str = "") -> UsageError:
-    return UsageError(f"{where}{kind} {name!r}; {did_you_mean(name, known)}")
+def find_resource(spec: Spec, name: str) -> Resource:
+    if name not in spec.resources:
+        raise UsageError(f"unknown resource {name!r}; {did_you_mean(name, spec.resources)}")
+    return spec.resources[name]
+
+
+def _named(known: Mapping[str, T], name: str, kind: str, resource: str) -> T:
+    if name not in known:
+        hint = did_you_mean(name, known)
+        raise UsageError(f"resource {resource!r} has no {kind} {name!r}; {hint}")
+    return known[name]
 
 
 def find_trigger(spec: Spec, resource: str, trigger: str) -> tuple[Resource, Trigger]:
-    res = spec.resources.get(resource)
-    if res is None:
-        raise _unknown("unknown resource", resource, spec.resources)
-    found = res.triggers.get(trigger)
-    if found is None:
-        raise _unknown("has no trigger", trigger, res.triggers, f"resource {resource!r} ")
-    return res, found
+    res = find_resource(spec, resource)
+    return res, _named(res.triggers, trigger, "trigger", resource)
 
 
 def find_schedule(spec: Spec, resource: str, name: str) -> tuple[Resource, Schedule]:
-    res = spec.resources.get(resource)
-    if res is None:
-        raise _unknown("unknown resource", resource, spec.resources)
-    found = res.scheduled_actions.get(name)
-    if found is None:
-        where = f"resource {resource!r} "
-        raise _unknown("has no scheduled action", name, res.scheduled_actions, where)
-    return res, found
+    res = find_resource(spec, resource)
+    return res, _named(res.scheduled_actions, name, "scheduled action", resource)
 
 
 @contextlib.asynccontextmanager

@@ -69,7 +69,7 @@ def _primary_keys(values: list[str], pk_columns: tuple[str, ...]) -> list[dict[s
 @command
 async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
     """Enqueue the trigger's worker for rows, or its scheduler."""
-    from jobd.triggers import api
+    from jobd.triggers.api import Enqueuer
     from jobd.triggers.tables import Tables
 
     resource, trigger = find_trigger(db.spec, args.resource, args.trigger)
@@ -77,7 +77,9 @@ async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
     if not args.pk:
         if args.tenant is not None:
             raise UsageError("--tenant needs --pk: a scheduler run scans every tenant")
-        job_id = await api.schedule_trigger(db, resource.name, trigger.name, actor=actor)
+        job_id = await Enqueuer(db.spec, db.pool, db.schema).schedule_trigger(
+            resource.name, trigger.name, actor=actor
+        )
         if job_id is None:
             print(f"scheduler {trigger.scheduler_name}: a run is already waiting")
         else:
@@ -86,8 +88,8 @@ async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
     async with db.pool.acquire() as conn:
         table, _ = await Tables().table_for(conn, resource, args.tenant)
     keys = _primary_keys(args.pk, table.primary_key)
-    ids = await api.run_triggers(
-        db, resource.name, trigger.name, keys, actor=actor, tenant=args.tenant
+    ids = await Enqueuer(db.spec, db.pool, db.schema).run_triggers(
+        resource.name, trigger.name, keys, actor=actor, tenant=args.tenant
     )
     skipped = len(keys) - len(ids)
     note = f", {skipped} skipped (row missing or a job already waiting)" if skipped else ""
@@ -98,11 +100,10 @@ async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
 @command
 async def cmd_schedule(args: argparse.Namespace, db: Db) -> int:
     """Run a scheduled action now."""
-    from jobd.triggers import api
+    from jobd.triggers.api import Enqueuer
 
     resource, schedule = find_schedule(db.spec, args.resource, args.name)
-    job_id = await api.run_schedule(
-        db,
+    job_id = await Enqueuer(db.spec, db.pool, db.schema).schedule(
         resource.name,
         schedule.name,
         input=json_object(args.input, "--input"),

@@ -62,8 +62,3 @@ def defaults(*path: str) -> dict[str, Any]:
     """The `default` of every property of the object at `path` that declares one."""
     properties = subschema(*path).get("properties", {})
     return {key: prop["default"] for key, prop in properties.items() if "default" in prop}
-
-
-def property_names(*path: str) -> list[str]:
-    """The keys the object at `path` accepts (for "did you mean" suggestions)."""
-    return list(subschema(*path).get("properties", {}))

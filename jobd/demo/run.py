@@ -39,11 +39,9 @@ class DemoDaemon(Daemon):
         log.info("demo.seeded", sink=sink_url())
 
     async def on_ready(self, generation: Generation) -> None:
-        from jobd.triggers.api import schedule_trigger
-
         for trigger in generation.spec.triggers():
             if trigger.scheduler_cron is not None and trigger.state == "active":
-                await schedule_trigger(generation.runtime, trigger.resource, trigger.name)
+                await generation.runtime.enqueuer().schedule_trigger(trigger.resource, trigger.name)
         self.trickle = asyncio.create_task(self._new_orders(), name="jobd:demo-orders")
 
     async def on_stop(self) -> None:
@@ -56,8 +54,6 @@ class DemoDaemon(Daemon):
             await sink.cleanup()
 
     async def _new_orders(self) -> None:
-        from jobd.triggers.api import schedule_trigger
-
         while True:
             await asyncio.sleep(NEW_ORDER_EVERY_S)
             async with self.pool.acquire() as conn:
@@ -65,4 +61,4 @@ class DemoDaemon(Daemon):
                     "INSERT INTO public.orders (org_id, total_cents) VALUES ('acme', 4200)"
                 )
             if self.current is not None:
-                await schedule_trigger(self.current.runtime, "orders", "process")
+                await self.current.runtime.enqueuer().schedule_trigger("orders", "process")

@@ -58,8 +58,8 @@ async def drain(
         if not names:
             break
         for name in names:
-            rows = await pool.fetch(q["fetch_jobs"], name, batch, node_id)
-            jobs = [job_from_row(row, node_id) for row in rows]
+            rows = await pool.fetch(q["ack_and_fetch"], name, batch, node_id, [], [], [], None)
+            jobs = [job_from_row(row[1:], node_id) for row in rows]
             contexts = [JobContext(job, node_id, pool, schema) for job in jobs]
             results = await asyncio.gather(
                 *(execute(c.job, registry.get(c.job.worker), c) for c in contexts)

@@ -29,8 +29,8 @@ import asyncpg
 import structlog
 
 from jobd.engine.config import EngineConfig
+from jobd.engine.nodes import NodeService
 from jobd.engine.timing import jittered, sleep_or_stop
-from jobd.sql import queries
 from jobd.sql.db import DB_ERRORS, connect_like
 from jobd.sql.driver import Connection, Pool
 from jobd.telemetry import EMPTY, emit
@@ -43,14 +43,11 @@ _EXPIRY_SLACK_S = 0.05
 _RELINQUISH_TIMEOUT_S = 1.0
 
 
-class Leader:
+class Leader(NodeService):
     """Acquires, renews and releases the cluster's leader lease for one node."""
 
     def __init__(self, pool: Pool, config: EngineConfig, node_id: str) -> None:
-        self.pool = pool
-        self.config = config
-        self.node_id = node_id
-        self._queries = queries(config.schema)
+        super().__init__(pool, config, node_id)
         self._leading = False
         self._deadline = 0.0  # monotonic time after which our lease may have expired
         self._changed = asyncio.Event()

@@ -21,15 +21,20 @@ from jobd.sql.driver import Pool, Record
 log = structlog.get_logger("jobd.engine")
 
 
-class Heartbeat:
-    """Registers this process as a node and beats every `heartbeat_s` (jittered)."""
+class NodeService:
+    """A part of the engine that acts for this node: its heartbeat, its leader lease."""
 
     def __init__(self, pool: Pool, config: EngineConfig, node_id: str) -> None:
         self.pool = pool
         self.config = config
         self.node_id = node_id
         self._queries = queries(config.schema)
-        self.beats = 0  # successful beats, for tests and status
+
+
+class Heartbeat(NodeService):
+    """Registers this process as a node and beats every `heartbeat_s` (jittered)."""
+
+    beats = 0  # successful beats, for tests and status
 
     async def register(self) -> None:
         """Insert (or refresh) our node row; raises when the database refuses."""

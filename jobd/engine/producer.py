@@ -30,7 +30,7 @@ from jobd.engine.registry import Registered, WorkerRegistry
 from jobd.outcomes import Cancel, Discard, Snooze
 from jobd.sql import queries
 from jobd.sql.db import backoff_s, is_database_outage, is_transient
-from jobd.sql.driver import Pool, Record
+from jobd.sql.driver import Executor, Pool, Record
 from jobd.telemetry import EMPTY, emit
 
 log = structlog.get_logger("jobd.engine")
@@ -44,7 +44,7 @@ COALESCE_S = 0.002  # most a refill of a few slots waits for more slots to free 
 
 
 def job_from_row(row: Record, node_id: str) -> Job:
-    """A fetched row (fetch_jobs' RETURNING columns, in order) as a Job."""
+    """A claimed row (ack_and_fetch's columns after `acked`, in order) as a Job."""
     id_, queue, worker, args, meta, tags, attempt, max_attempts, *rest = row
     priority, inserted_at, scheduled_at, attempted_at, errors = rest
     return Job(
@@ -311,29 +311,19 @@ class Producer:
     async def _fetch(self, state: QueueState, demand: int) -> list[Job]:
         self.fetches += 1
         if state.global_limit is None:
-            return await self._ack_and_fetch(state, demand)
-        else:
-            async with self.pool.acquire() as conn, conn.transaction():
-                # The lock comes first, in its own statement, so the fetch's snapshot (taken
-                # per statement) already sees every claim committed before we got the lock.
-                await conn.execute(self._q["lock_queue"], self._lock_key)
-                rows = await conn.fetch(
-                    self._q["fetch_jobs_global"],
-                    state.name,
-                    demand,
-                    self.node_id,
-                    state.global_limit,
-                    self.paused_workers,
-                )
-        node = self.node_id
-        return [job_from_row(row, node) for row in rows]
+            return await self._ack_and_fetch(self.pool, state, demand)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # The lock comes first, in its own statement, so the fetch's snapshot (taken
+            # per statement) already sees every claim committed before we got the lock.
+            await conn.execute(self._q["lock_queue"], self._lock_key)
+            return await self._ack_and_fetch(conn, state, demand)
 
-    async def _ack_and_fetch(self, state: QueueState, demand: int) -> list[Job]:
+    async def _ack_and_fetch(self, db: Executor, state: QueueState, demand: int) -> list[Job]:
         """Claim jobs and, in the same statement, write the completions waiting in the
         acker: one round trip and one commit per cycle on a busy queue."""
         batch = self.acker.take_completions()
         try:
-            rows = await self.pool.fetch(
+            rows = await db.fetch(
                 self._q["ack_and_fetch"],
                 state.name,
                 demand,
@@ -341,6 +331,7 @@ class Producer:
                 [c[0] for c in batch],
                 [c[1] for c in batch],
                 self.paused_workers,
+                state.global_limit,
             )
         except BaseException:
             self.acker.give_back(batch)

@@ -20,7 +20,7 @@ from jobd.engine.config import QueueConfig
 from jobd.engine.insert import SIGNAL_CHANNEL, channel, signal_payload
 from jobd.errors import JobdError
 from jobd.sql import queries
-from jobd.sql.driver import Connection, Pool
+from jobd.sql.driver import Connection, Pool, Record
 
 log = structlog.get_logger("jobd.engine")
 
@@ -37,7 +37,7 @@ class QueueState:
     paused: bool = False
 
 
-def effective(config: QueueConfig, row: Any | None) -> QueueState:
+def effective(config: QueueConfig, row: Record | None) -> QueueState:
     """`config` overlaid with its queues-table row (a mapping with the table's columns)."""
     if row is None:
         return QueueState(config.name, config.limit, config.global_limit, False)

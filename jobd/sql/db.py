@@ -42,7 +42,7 @@ def describe_url(url: str) -> str:
         return "(unparsable database.url)"
 
 
-async def init_connection(conn: Any) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     """Codecs so Python dicts and lists go in and out of json/jsonb columns."""
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(

@@ -31,30 +31,85 @@ LANGUAGE sql STABLE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_
    WHERE c.oid = '{schema}.jobs'::regclass
 $$;
 
--- The registry row of a trigger; 42704 with the known names when there is none.
-CREATE OR REPLACE FUNCTION {schema}._trigger(p_resource text, p_trigger text)
-RETURNS {schema}.trigger_registry
+-- The registry row of a trigger or a scheduled action (p_kind); 42704 with the known
+-- names as hint when there is none, or it is deleted.
+CREATE OR REPLACE FUNCTION {schema}._registered(p_resource text, p_kind text, p_name text)
+RETURNS {schema}.registry
 LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
 DECLARE
-  reg {schema}.trigger_registry;
+  reg {schema}.registry;
   known text;
+  what text := CASE p_kind WHEN 'trigger' THEN 'trigger' ELSE 'scheduled action' END;
 BEGIN
-  SELECT * INTO reg FROM {schema}.trigger_registry AS r
-   WHERE r.resource = p_resource AND r.trigger = p_trigger;
+  SELECT * INTO reg FROM {schema}.registry AS r
+   WHERE r.resource = p_resource AND r.kind = p_kind AND r.name = p_name;
   IF reg.resource IS NOT NULL AND reg.state <> 'deleted' THEN
     RETURN reg;
   END IF;
-  SELECT string_agg(r.trigger, ', ' ORDER BY r.trigger) INTO known
-    FROM {schema}.trigger_registry AS r WHERE r.resource = p_resource AND r.state <> 'deleted';
-  IF known IS NULL THEN
-    SELECT string_agg(DISTINCT r.resource, ', ') INTO known FROM {schema}.trigger_registry AS r;
+  SELECT string_agg(r.name, ', ' ORDER BY r.name) INTO known FROM {schema}.registry AS r
+   WHERE r.resource = p_resource AND r.kind = p_kind AND r.state <> 'deleted';
+  IF known IS NULL AND p_kind = 'trigger' THEN
+    SELECT string_agg(DISTINCT r.resource, ', ' ORDER BY r.resource) INTO known
+      FROM {schema}.registry AS r WHERE r.kind = 'trigger';
     RAISE EXCEPTION 'jobd: unknown resource % (or it has no triggers)', quote_literal(p_resource)
       USING ERRCODE = 'undefined_object',
-            HINT = 'resources with triggers: ' || coalesce(known, '(none: is the daemon running this configuration?)');
+            HINT = 'resources with triggers: ' || coalesce(known,
+              '(none: run `jobd migrate -c CONFIG`, or start `jobd run`, with the configuration)');
   END IF;
-  RAISE EXCEPTION 'jobd: resource % has no trigger %', quote_literal(p_resource),
-      quote_literal(p_trigger) || CASE WHEN reg.state = 'deleted' THEN ' (it is deleted)' ELSE '' END
-    USING ERRCODE = 'undefined_object', HINT = 'triggers of ' || p_resource || ': ' || known;
+  RAISE EXCEPTION 'jobd: resource % has no % %', quote_literal(p_resource), what,
+      quote_literal(p_name) || CASE WHEN reg.state = 'deleted' THEN ' (it is deleted)' ELSE '' END
+    USING ERRCODE = 'undefined_object',
+          HINT = what || 's of ' || p_resource || ': ' || coalesce(known, '(none)');
+END
+$$;
+
+-- Insert one job from a registry template (`tpl`: worker, queue, priority, max_attempts,
+-- uniq_key, uniq_hold, args) with `args` merged over the template's; notify its queue.
+-- NULL when its unique key is held by another job.
+CREATE OR REPLACE FUNCTION {schema}._insert_job(tpl jsonb, args jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
+DECLARE
+  new_id bigint;
+BEGIN
+  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
+  VALUES (tpl->>'queue', tpl->>'worker', coalesce(tpl->'args', '{}') || args,
+          (tpl->>'priority')::int, (tpl->>'max_attempts')::int, tpl->>'uniq_key',
+          coalesce(tpl->'uniq_hold', '{}'))
+  ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
+  RETURNING id INTO new_id;
+  IF new_id IS NOT NULL THEN
+    PERFORM pg_notify({schema}._insert_channel(), tpl->>'queue');
+  END IF;
+  RETURN new_id;
+END
+$$;
+
+-- 22023 unless `tenant` fits the resource's tenancy: none without multitenancy; with the
+-- schema strategy a schema name (jobd.sql.ident.is_identifier), given when `required`.
+CREATE OR REPLACE FUNCTION {schema}._check_tenant(reg {schema}.registry, tenant text,
+                                                  required boolean) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
+BEGIN
+  IF reg.tenant_mode = 'schema' AND ((tenant IS NULL AND required) OR (tenant IS NOT NULL AND
+      (tenant !~ '^[A-Za-z_][A-Za-z0-9_$]*$' OR octet_length(tenant) > 63))) THEN
+    RAISE EXCEPTION 'jobd: resource % (schema tenancy) needs a valid tenant', quote_literal(reg.resource)
+      USING ERRCODE = 'invalid_parameter_value';
+  ELSIF reg.tenant_mode = 'none' AND tenant IS NOT NULL THEN
+    RAISE EXCEPTION 'jobd: resource % is not multitenant: no tenant expected', quote_literal(reg.resource)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+
+-- The actor a job keeps (NULL: none); 22023 unless it is a JSON object.
+CREATE OR REPLACE FUNCTION {schema}._stored_actor(reg {schema}.registry, actor jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
+BEGIN
+  IF actor IS NOT NULL AND jsonb_typeof(actor) <> 'object' THEN
+    RAISE EXCEPTION 'jobd: actor must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN {schema}._store_actor(actor, reg.actor_store);
 END
 $$;
 
@@ -62,7 +117,7 @@ $$;
 -- each job shaped as the scheduler's scan shapes it (query trigger_scan_enqueue). Returns
 -- the number of rows found and the ids inserted (rows with a job already get none).
 CREATE OR REPLACE FUNCTION {schema}._enqueue_trigger(
-  reg {schema}.trigger_registry, primary_keys jsonb, actor jsonb, tenant text,
+  reg {schema}.registry, primary_keys jsonb, actor jsonb, tenant text,
   OUT found_rows bigint, OUT ids bigint[])
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
 DECLARE
@@ -78,17 +133,8 @@ DECLARE
   stored jsonb;
   i int;
 BEGIN
-  IF reg.tenant_mode = 'schema' AND (tenant IS NULL OR tenant !~ '^[A-Za-z_][A-Za-z0-9_$]*$'
-                                     OR octet_length(tenant) > 63) THEN
-    RAISE EXCEPTION 'jobd: resource % (schema tenancy) needs a valid tenant', quote_literal(reg.resource)
-      USING ERRCODE = 'invalid_parameter_value';
-  ELSIF reg.tenant_mode = 'none' AND tenant IS NOT NULL THEN
-    RAISE EXCEPTION 'jobd: resource % is not multitenant: no tenant expected', quote_literal(reg.resource)
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF actor IS NOT NULL AND jsonb_typeof(actor) <> 'object' THEN
-    RAISE EXCEPTION 'jobd: actor must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM {schema}._check_tenant(reg, tenant, reg.tenant_mode = 'schema');
+  stored := {schema}._stored_actor(reg, actor);
   IF primary_keys IS NULL OR jsonb_typeof(primary_keys) <> 'array' THEN
     RAISE EXCEPTION 'jobd: primary keys must be a JSON array of objects'
       USING ERRCODE = 'invalid_parameter_value';
@@ -133,7 +179,6 @@ BEGIN
       filter := format('t.%I = $5::text::%s', reg.tenant_attribute, attr_type);
     END IF;
   END IF;
-  stored := {schema}._store_actor(actor, reg.actor_store);
   EXECUTE format($q$
     WITH found AS (
       SELECT %1$s FROM jsonb_populate_recordset(NULL::%2$s, $1) AS w
@@ -141,9 +186,10 @@ BEGIN
        WHERE %4$s
     ), ins AS (
       INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
-      SELECT ($2).queue, ($2).worker_name,
+      SELECT $2->>'queue', $2->>'worker',
              $3 || jsonb_build_object('pk', jsonb_build_object(%5$s), 'tenant', %6$s),
-             ($2).priority, ($2).max_attempts, $4 || jsonb_build_array(%7$s)::text, ($2).uniq_hold
+             ($2->>'priority')::int, ($2->>'max_attempts')::int,
+             $4 || jsonb_build_array(%7$s)::text, coalesce($2->'uniq_hold', '{}')
         FROM found AS p
       ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
       RETURNING id
@@ -151,53 +197,32 @@ BEGIN
     SELECT (SELECT count(*) FROM found), ARRAY(SELECT id FROM ins ORDER BY id)
   $q$, cols, rel, joins, filter, obj, job_tenant, keyvals)
   INTO found_rows, ids
-  USING primary_keys, reg,
-        jsonb_build_object('actor', stored, 'input', reg.action_input, 'extra', reg.extra_args),
-        reg.worker_name || ':' || CASE WHEN reg.tenant_mode = 'schema' THEN tenant ELSE '' END || ':',
+  USING primary_keys, reg.job,
+        coalesce(reg.job->'args', '{}') || jsonb_build_object('actor', stored),
+        (reg.job->>'worker') || ':' || CASE WHEN reg.tenant_mode = 'schema' THEN tenant ELSE '' END || ':',
         tenant;
   IF cardinality(ids) > 0 THEN
-    PERFORM pg_notify({schema}._insert_channel(), reg.queue);
+    PERFORM pg_notify({schema}._insert_channel(), reg.job->>'queue');
   END IF;
-END
-$$;
-
--- Enqueue the trigger's scheduler now (AshOban `schedule`); its unique key is the cron
--- entry's, so never two pending. NULL when one is already waiting.
-CREATE OR REPLACE FUNCTION {schema}._schedule_trigger(reg {schema}.trigger_registry, actor jsonb)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
-DECLARE
-  stored jsonb := {schema}._store_actor(actor, reg.actor_store);
-  new_id bigint;
-BEGIN
-  IF actor IS NOT NULL AND jsonb_typeof(actor) <> 'object' THEN
-    RAISE EXCEPTION 'jobd: actor must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
-  VALUES (reg.scheduler_queue, reg.scheduler_name,
-          CASE WHEN stored IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('actor', stored) END,
-          reg.scheduler_priority, reg.max_scheduler_attempts, 'cron:' || reg.scheduler_name, '{}')
-  ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
-  RETURNING id INTO new_id;
-  IF new_id IS NOT NULL THEN
-    PERFORM pg_notify({schema}._insert_channel(), reg.scheduler_queue);
-  END IF;
-  RETURN new_id;
 END
 $$;
 
 -- Enqueue one row's trigger job: its id, NULL when the row already has a waiting job.
--- primary_key NULL: enqueue the trigger's scheduler now instead.
+-- primary_key NULL: enqueue the trigger's scheduler now instead (AshOban `schedule`);
+-- NULL when a scheduler run is already waiting.
 CREATE OR REPLACE FUNCTION {schema}.run_trigger(
   resource text, trigger text, primary_key jsonb DEFAULT NULL, actor jsonb DEFAULT NULL,
   tenant text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
 DECLARE
-  reg {schema}.trigger_registry := {schema}._trigger(resource, trigger);
+  reg {schema}.registry := {schema}._registered(resource, 'trigger', trigger);
+  stored jsonb;
   result record;
 BEGIN
-  IF primary_key IS NULL THEN
-    RETURN {schema}._schedule_trigger(reg, actor);
+  IF primary_key IS NULL THEN  -- the scheduler, keyed as the cron's tick (never two waiting)
+    stored := {schema}._stored_actor(reg, actor);
+    RETURN {schema}._insert_job(reg.scheduler_job, CASE WHEN stored IS NULL THEN '{}'::jsonb
+                                                   ELSE jsonb_build_object('actor', stored) END);
   END IF;
   result := {schema}._enqueue_trigger(reg, jsonb_build_array(primary_key), actor, tenant);
   IF result.found_rows = 0 THEN
@@ -214,11 +239,9 @@ $$;
 CREATE OR REPLACE FUNCTION {schema}.run_triggers(
   resource text, trigger text, primary_keys jsonb, actor jsonb DEFAULT NULL,
   tenant text DEFAULT NULL) RETURNS bigint[]
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
-BEGIN
-  RETURN ({schema}._enqueue_trigger({schema}._trigger(resource, trigger), primary_keys, actor,
-                                    tenant)).ids;
-END
+LANGUAGE sql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
+  SELECT ({schema}._enqueue_trigger({schema}._registered(resource, 'trigger', trigger),
+                                    primary_keys, actor, tenant)).ids
 $$;
 
 -- Run a scheduled action now, as a cron tick does (jobd.triggers.jobs.schedule_job):
@@ -229,40 +252,19 @@ CREATE OR REPLACE FUNCTION {schema}.run_schedule(
   tenant text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
 DECLARE
-  reg {schema}.schedule_registry;
-  known text;
+  reg {schema}.registry := {schema}._registered(resource, 'schedule', name);
   args jsonb;
-  new_id bigint;
 BEGIN
-  SELECT * INTO reg FROM {schema}.schedule_registry AS s
-   WHERE s.resource = run_schedule.resource AND s.name = run_schedule.name AND s.state <> 'deleted';
-  IF reg.resource IS NULL THEN
-    SELECT string_agg(s.name, ', ' ORDER BY s.name) INTO known FROM {schema}.schedule_registry AS s
-     WHERE s.resource = run_schedule.resource AND s.state <> 'deleted';
-    RAISE EXCEPTION 'jobd: resource % has no scheduled action %', quote_literal(resource),
-      quote_literal(name)
-      USING ERRCODE = 'undefined_object',
-            HINT = 'scheduled actions of ' || resource || ': ' || coalesce(known, '(none)');
+  PERFORM {schema}._check_tenant(reg, tenant, false);
+  IF input IS NOT NULL AND jsonb_typeof(input) <> 'object' THEN
+    RAISE EXCEPTION 'jobd: input must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF tenant IS NOT NULL AND NOT reg.multitenant THEN
-    RAISE EXCEPTION 'jobd: resource % is not multitenant: no tenant expected', quote_literal(resource)
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF (input IS NOT NULL AND jsonb_typeof(input) <> 'object')
-     OR (actor IS NOT NULL AND jsonb_typeof(actor) <> 'object') THEN
-    RAISE EXCEPTION 'jobd: input and actor must be JSON objects'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  args := jsonb_build_object('input', reg.action_input || coalesce(input, '{}'),
-                             'actor', {schema}._store_actor(actor, reg.actor_store),
+  args := jsonb_build_object('input', coalesce(reg.job->'args'->'input', '{}') || coalesce(input, '{}'),
+                             'actor', {schema}._stored_actor(reg, actor),
                              'tenant', tenant);
-  IF reg.multitenant AND tenant IS NULL THEN
+  IF reg.tenant_mode <> 'none' AND tenant IS NULL THEN
     args := args || '{"fanout": true}';
   END IF;
-  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts)
-  VALUES (reg.queue, reg.worker_name, args, reg.priority, reg.max_attempts)
-  RETURNING id INTO new_id;
-  PERFORM pg_notify({schema}._insert_channel(), reg.queue);
-  RETURN new_id;
+  RETURN {schema}._insert_job(reg.job - 'args', args);
 END
 $$;

@@ -1,8 +1,8 @@
 -- jobd's own tables, as a fresh install gets them. `{schema}` is replaced by the quoted
--- schema name (database.schema, default jobd). This is the baseline of release 0.1
--- (migration versions 1 and 2, recorded as applied); numbered files in migrations/ bring
--- an older install to exactly what this file and the later migrations build, and
--- tests/integration/engine/test_migrations.py proves it. Functions live in functions.sql.
+-- schema name (database.schema, default jobd). This is release 0.1's schema (migration
+-- versions 1 and 2) with every later migration folded in, all recorded as applied; the
+-- numbered files in migrations/ bring an older install to exactly this, and
+-- tests/integration/engine/test_migrations.py proves it. Functions: functions.sql.
 
 CREATE SCHEMA IF NOT EXISTS {schema};
 
@@ -120,50 +120,28 @@ CREATE TABLE {schema}.migrations (
   applied_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- The SQL API's registry: the configuration's triggers and schedules as the functions of
--- functions.sql need them, kept in sync by jobd.triggers.sql_api.sync_registry.
-
--- One row per trigger of the configuration (deleted ones too: calls name them clearly).
-CREATE TABLE {schema}.trigger_registry (
-  resource                text NOT NULL,
-  trigger                 text NOT NULL,
-  state                   text NOT NULL CHECK (state IN ('active', 'paused', 'deleted')),
-  worker_name             text NOT NULL,
-  scheduler_name          text NOT NULL,
-  queue                   text NOT NULL,
-  scheduler_queue         text NOT NULL,
-  priority                integer NOT NULL,
-  scheduler_priority      integer NOT NULL,
-  max_attempts            integer NOT NULL,
-  max_scheduler_attempts  integer NOT NULL,
-  uniq_hold               jsonb NOT NULL,
-  -- The table as the daemon resolved it (NULL schema: the tenant's, strategy schema).
-  table_schema            text,
-  table_name              text NOT NULL,
-  primary_key             text[],  -- NULL: read from the catalog at call time
-  tenant_mode             text NOT NULL CHECK (tenant_mode IN ('none', 'attribute', 'schema', 'record')),
-  tenant_attribute        text,
-  actor_store             text[],  -- the persister's `store` fields; NULL: the whole actor
-  default_actor           jsonb,
-  action_input            jsonb NOT NULL DEFAULT '{}',
-  extra_args              jsonb NOT NULL DEFAULT '{}',
-  updated_at              timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (resource, trigger)
-);
-
--- One row per scheduled action of the configuration.
-CREATE TABLE {schema}.schedule_registry (
-  resource       text NOT NULL,
-  name           text NOT NULL,
-  state          text NOT NULL CHECK (state IN ('active', 'paused', 'deleted')),
-  worker_name    text NOT NULL,
-  queue          text NOT NULL,
-  priority       integer NOT NULL,
-  max_attempts   integer NOT NULL,
-  multitenant    boolean NOT NULL,
-  actor_store    text[],
-  default_actor  jsonb,
-  action_input   jsonb NOT NULL DEFAULT '{}',
-  updated_at     timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (resource, name)
+-- The SQL API's registry: the configuration's triggers and scheduled actions as the
+-- functions of functions.sql need them, rewritten by jobd.triggers.sql_api.sync_registry.
+-- Deleted ones too: a call naming one is refused clearly.
+CREATE TABLE {schema}.registry (
+  resource          text NOT NULL,
+  kind              text NOT NULL CHECK (kind IN ('trigger', 'schedule')),
+  name              text NOT NULL,
+  state             text NOT NULL CHECK (state IN ('active', 'paused', 'deleted')),
+  -- Job templates (jobd.triggers.jobs: worker, queue, priority, max_attempts, uniq_key,
+  -- uniq_hold, args): the trigger's worker job or the schedule's run, and for a trigger
+  -- its scheduler's job.
+  job               jsonb NOT NULL,
+  scheduler_job     jsonb,
+  -- The resource's table as the writer resolved it (NULL schema: the tenant's, strategy
+  -- schema, or via the search_path when the table did not exist yet).
+  table_schema      text,
+  table_name        text NOT NULL,
+  primary_key       text[],  -- NULL: read from the catalog at call time
+  tenant_mode       text NOT NULL CHECK (tenant_mode IN ('none', 'attribute', 'schema', 'record')),
+  tenant_attribute  text,
+  actor_store       text[],  -- the persister's `store` fields; NULL: the whole actor
+  default_actor     jsonb,
+  updated_at        timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (resource, kind, name)
 );

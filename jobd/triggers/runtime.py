@@ -34,6 +34,7 @@ from jobd.engine.registry import WorkerRegistry
 from jobd.model import Spec
 from jobd.sql import queries
 from jobd.sql.driver import Connection, Pool
+from jobd.triggers.api import Enqueuer
 from jobd.triggers.deps import Deps
 from jobd.triggers.jobs import worker_names
 from jobd.triggers.scheduler import scheduler_worker
@@ -62,6 +63,10 @@ class TriggerRuntime:
     @property
     def schema(self) -> str:
         return self.deps.schema
+
+    def enqueuer(self) -> Enqueuer:
+        """Programmatic enqueues of this configuration (`jobd.triggers.api`)."""
+        return Enqueuer(self.spec, self.pool, self.schema)
 
     @classmethod
     async def create(

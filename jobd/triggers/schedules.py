@@ -30,7 +30,7 @@ from jobd.engine.jobs import Job
 from jobd.engine.registry import Worker
 from jobd.model import Resource, Schedule
 from jobd.triggers.actors import lookup_actor, store_actor
-from jobd.triggers.deps import Deps
+from jobd.triggers.deps import Deps, attempt_logger
 from jobd.triggers.jobs import fans_out, tenant_run_job
 from jobd.triggers.tenants import list_tenants
 
@@ -73,13 +73,7 @@ async def _run(
     deps: Deps, resource: Resource, schedule: Schedule, job: Job, ctx: JobContext
 ) -> None:
     tenant = job.args.get("tenant")
-    logger = log.bind(
-        job_id=job.id,
-        resource=resource.name,
-        schedule=schedule.name,
-        tenant=tenant,
-        attempt=job.attempt,
-    )
+    logger = attempt_logger(job, resource.name, schedule=schedule.name)
     async with deps.pool.acquire() as conn, conn.transaction():
         stored = job.args.get("actor")
         if stored is None and schedule.default_actor is not None:

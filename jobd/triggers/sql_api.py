@@ -1,48 +1,51 @@
 """Keep the SQL API's registry in step with the configuration.
 
 The SQL functions `run_trigger` / `run_triggers` / `run_schedule` (functions.sql) need no
-YAML: they read `trigger_registry` and `schedule_registry`, which `sync_registry` rewrites
-from a Spec: at `jobd run` (start and reload) and at `jobd migrate -c CONFIG`, so an
-application can enqueue before the first daemon starts. One transaction, under a lock, so
-a caller never sees half a configuration and two writers never interleave.
+YAML: they read the `registry` table, which `sync_registry` rewrites from a Spec: at `jobd
+run` (start and reload) and at `jobd migrate -c CONFIG`, so an application can enqueue
+before the first daemon starts. One transaction, under a lock, so a caller never sees
+half a configuration and two writers never interleave.
 
-A registry row holds a trigger's job templates as `jobd.triggers.jobs` describes them
-(worker and scheduler: worker name, queue, priority, attempts, unique hold, args) and how
-to find its table. Each table is resolved here, on the writer's connection (its
-search_path), so the functions, whose search_path is pinned, address the same table the
-daemon scans. Python actor persisters cannot run in SQL: for them the SQL path stores the
-actor whole (`jobd.triggers.api` runs their `store` before calling).
+A registry row holds the job templates of a trigger (its worker's and its scheduler's) or
+of a scheduled action, exactly as `jobd.triggers.jobs` builds them (the one description
+the Python paths and the SQL functions both read), and how to find its table. Each table
+is resolved here, on the writer's connection (its search_path), so the functions, whose
+search_path is pinned, address the same table the daemon scans. Python actor persisters
+cannot run in SQL: for them the SQL path stores the actor whole (`jobd.triggers.api` runs
+their `store` before calling).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from jobd.common.jsontext import json_text
-from jobd.model import ActorPersister, Resource, Spec, State
+from jobd.engine.jobs import JobSpec
+from jobd.model import ActorPersister, Resource, Schedule, Spec, State, Trigger
 from jobd.sql import queries
 from jobd.sql.driver import Connection
 from jobd.sql.ident import quote_ident, quote_qualified
-from jobd.triggers.jobs import TenantMode, schedule_job, scheduler_job, tenant_mode, worker_job
+from jobd.triggers.jobs import (
+    TenantMode,
+    schedule_job,
+    scheduler_job,
+    tenant_mode,
+    worker_job,
+)
 
 
 @dataclass(frozen=True)
-class TriggerRow:
-    """One row of `trigger_registry` (the field names are its column names)."""
+class RegistryRow:
+    """One row of the `registry` table (the field names are its column names)."""
 
     resource: str
-    trigger: str
+    kind: Literal["trigger", "schedule"]
+    name: str
     state: State
-    worker_name: str
-    scheduler_name: str
-    queue: str
-    scheduler_queue: str
-    priority: int
-    scheduler_priority: int
-    max_attempts: int
-    max_scheduler_attempts: int
-    uniq_hold: dict[str, float | None]
+    job: dict[str, Any]  # template: the trigger's worker job, or the schedule's run
+    scheduler_job: dict[str, Any] | None  # template: a trigger's scheduler job
     table_schema: str | None  # None: the tenant's schema (strategy schema), or not found
     table_name: str
     primary_key: list[str] | None  # None: read from the catalog at call time
@@ -50,25 +53,12 @@ class TriggerRow:
     tenant_attribute: str | None
     actor_store: list[str] | None  # None: the whole actor
     default_actor: dict[str, Any] | None
-    action_input: dict[str, Any]
-    extra_args: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class ScheduleRow:
-    """One row of `schedule_registry`."""
-
-    resource: str
-    name: str
-    state: State
-    worker_name: str
-    queue: str
-    priority: int
-    max_attempts: int
-    multitenant: bool
-    actor_store: list[str] | None
-    default_actor: dict[str, Any] | None
-    action_input: dict[str, Any]
+def template(job: JobSpec) -> dict[str, Any]:
+    """A job as a registry template (what functions.sql's `_insert_job` reads)."""
+    keys = ("worker", "queue", "priority", "max_attempts", "uniq_key", "uniq_hold", "args")
+    return {key: value for key, value in asdict(job).items() if key in keys}
 
 
 def _store_fields(persister: ActorPersister | None) -> list[str] | None:
@@ -100,74 +90,50 @@ async def _primary_key(conn: Connection, resource: Resource, schema: str | None)
     return list(row["primary_key"]) if row is not None and row["primary_key"] else None
 
 
-async def trigger_rows(conn: Connection, spec: Spec) -> list[TriggerRow]:
-    rows: list[TriggerRow] = []
+async def registry_rows(conn: Connection, spec: Spec) -> list[RegistryRow]:
+    """Every trigger and scheduled action of `spec` as registry rows."""
+    rows: list[RegistryRow] = []
     for resource in spec.resources.values():
         schema = await _table_schema(conn, resource)
-        pk = await _primary_key(conn, resource, schema)
-        attribute = resource.multitenancy.attribute if resource.multitenancy else None
-        for t in resource.triggers.values():
-            work, scan = worker_job(t), scheduler_job(t)
+        table: Mapping[str, Any] = {
+            "table_schema": schema,
+            "table_name": resource.table_name,
+            "primary_key": await _primary_key(conn, resource, schema),
+            "tenant_attribute": resource.multitenancy.attribute if resource.multitenancy else None,
+        }
+        named: list[Trigger | Schedule] = [
+            *resource.triggers.values(),
+            *resource.scheduled_actions.values(),
+        ]
+        for item in named:
+            trigger = item if isinstance(item, Trigger) else None
             rows.append(
-                TriggerRow(
+                RegistryRow(
                     resource=resource.name,
-                    trigger=t.name,
-                    state=t.state,
-                    worker_name=work.worker,
-                    scheduler_name=scan.worker,
-                    queue=work.queue,
-                    scheduler_queue=scan.queue,
-                    priority=work.priority,
-                    scheduler_priority=scan.priority,
-                    max_attempts=work.max_attempts,
-                    max_scheduler_attempts=scan.max_attempts,
-                    uniq_hold=work.uniq_hold,
-                    table_schema=schema,
-                    table_name=resource.table_name,
-                    primary_key=pk,
-                    tenant_mode=tenant_mode(resource, t),
-                    tenant_attribute=attribute,
-                    actor_store=_store_fields(t.actor_persister),
-                    default_actor=None if t.default_actor is None else dict(t.default_actor),
-                    action_input=work.args["input"],
-                    extra_args=work.args["extra"],
-                )
-            )
-    return rows
-
-
-def schedule_rows(spec: Spec) -> list[ScheduleRow]:
-    rows: list[ScheduleRow] = []
-    for resource in spec.resources.values():
-        for s in resource.scheduled_actions.values():
-            job = schedule_job(resource, s)
-            rows.append(
-                ScheduleRow(
-                    resource=resource.name,
-                    name=s.name,
-                    state=s.state,
-                    worker_name=job.worker,
-                    queue=job.queue,
-                    priority=job.priority,
-                    max_attempts=job.max_attempts,
-                    multitenant=resource.multitenancy is not None,
-                    actor_store=_store_fields(s.actor_persister),
-                    default_actor=None if s.default_actor is None else dict(s.default_actor),
-                    action_input=job.args["input"],
+                    kind="schedule" if trigger is None else "trigger",
+                    name=item.name,
+                    state=item.state,
+                    job=template(
+                        schedule_job(resource, item)
+                        if isinstance(item, Schedule)
+                        else worker_job(item)
+                    ),
+                    scheduler_job=None if trigger is None else template(scheduler_job(trigger)),
+                    tenant_mode=tenant_mode(resource, trigger),
+                    actor_store=_store_fields(item.actor_persister),
+                    default_actor=None if item.default_actor is None else dict(item.default_actor),
+                    **table,
                 )
             )
     return rows
 
 
 async def sync_registry(conn: Connection, spec: Spec) -> None:
-    """Make the registry tables describe exactly `spec`'s triggers and schedules (one
+    """Make the registry describe exactly `spec`'s triggers and scheduled actions (one
     transaction; nested in the caller's when there is one)."""
     q = queries(spec.database.schema)
-    triggers = json_text([asdict(row) for row in await trigger_rows(conn, spec)])
-    schedules = json_text([asdict(row) for row in schedule_rows(spec)])
+    rows = json_text([asdict(row) for row in await registry_rows(conn, spec)])
     async with conn.transaction():
         await conn.execute(q["registry_lock"])
-        await conn.execute(q["registry_clear_triggers"])
-        await conn.execute(q["registry_insert_triggers"], triggers)
-        await conn.execute(q["registry_clear_schedules"])
-        await conn.execute(q["registry_insert_schedules"], schedules)
+        await conn.execute(q["registry_clear"])
+        await conn.execute(q["registry_insert"], rows)

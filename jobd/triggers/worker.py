@@ -35,8 +35,6 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-import structlog
-
 from jobd.actions.base import ActionContext
 from jobd.actions.failures import describe_error
 from jobd.engine.context import JobContext
@@ -47,11 +45,9 @@ from jobd.model import Resource, Trigger
 from jobd.outcomes import Cancel, Discard, Snooze
 from jobd.sql.driver import Connection, Record
 from jobd.triggers.actors import lookup_actor, store_actor
-from jobd.triggers.deps import Deps
+from jobd.triggers.deps import Deps, attempt_logger
 from jobd.triggers.sqlgen import reread_sql, row_sql
 from jobd.triggers.tables import ResolvedTable
-
-log = structlog.get_logger("jobd.triggers")
 
 NO_LONGER_APPLIES = "trigger_no_longer_applies"
 # A failure may name its own wait (HTTP Retry-After); the backoff below reads it. The
@@ -85,14 +81,7 @@ def trigger_worker(deps: Deps, resource: Resource, trigger: Trigger) -> Worker:
 async def run_attempt(
     deps: Deps, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext
 ) -> None:
-    tenant = job.args.get("tenant")
-    logger = log.bind(
-        job_id=job.id,
-        resource=resource.name,
-        trigger=trigger.name,
-        tenant=tenant,
-        attempt=job.attempt,
-    )
+    logger = attempt_logger(job, resource.name, trigger=trigger.name)
     timeout = asyncio.timeout(trigger.timeout_s) if trigger.timeout_s else None
     try:
         if timeout is None:

@@ -178,7 +178,7 @@ def test_sighup_rejects_a_config_that_does_not_fit_the_database(
     daemon.send(signal.SIGHUP)
     rejected = daemon.wait_event("daemon.reload_rejected", start=mark)
     assert "no_such_table" in "\n".join(rejected["problems"])
-    registry = h.sql(db, "SELECT resource FROM jobd.trigger_registry ORDER BY 1")
+    registry = h.sql(db, "SELECT resource FROM jobd.registry WHERE kind = 'trigger' ORDER BY 1")
     assert [r["resource"] for r in registry] == ["orders"]
     h.add_orders(db, (9, 0))
     ids = h.enqueue(db, 9)

@@ -10,11 +10,14 @@ import asyncpg
 import pytest
 
 from jobd.config import load_config_text
+from jobd.engine.insert import insert_jobs
 from jobd.engine.registry import WorkerRegistry
 from jobd.model import Spec
 from jobd.sql.db import create_pool
-from jobd.triggers import api
+from jobd.triggers.actors import store_actor
+from jobd.triggers.jobs import schedule_job, scheduler_job
 from jobd.triggers.runtime import TriggerRuntime
+from jobd.triggers.scheduler import run_scheduler
 from jobd.triggers.sql_api import sync_registry
 
 HEADER = """
@@ -165,28 +168,35 @@ async def test_paused_trigger_enqueues(pool: Any) -> None:
     assert await pool.fetchval(call("resting", 1))
 
 
-async def test_same_jobs_as_the_python_api(pool: Any) -> None:
-    """Python API and SQL functions build identical job rows: worker jobs (with actor
-    store fields, trigger_once hold, input), composite keys of int/text/uuid/timestamptz,
-    tenants from the row, scheduler jobs and schedule runs."""
+async def test_same_jobs_as_the_scheduler_and_cron(pool: Any) -> None:
+    """The SQL functions build job rows identical to the Python paths (the scheduler's scan,
+    and the job templates the cron enqueues): worker jobs (with actor store fields,
+    trigger_once hold, input), composite keys of int/text/uuid/timestamptz, tenants from the
+    row or given, scheduler jobs and schedule runs."""
     rt = await runtime(pool)
     things_pk = dict((await pool.fetchrow("SELECT to_jsonb(t) AS j FROM things t"))["j"])
     actor = {"id": 7, "org": "acme", "secret": "x"}
+    orders = rt.spec.resources["orders"]
+    stored = store_actor(orders.triggers["process"].actor_persister, actor)
+    nightly = orders.scheduled_actions["nightly"]
 
-    await api.run_trigger(rt, "orders", "process", {"id": 1}, actor=actor)
-    await api.run_triggers(rt, "orders", "process", [{"id": 2}, {"id": 3}])
-    await api.run_trigger(rt, "things", "process", things_pk)
-    await api.run_trigger(rt, "tenanted", "process", {"id": 1})
-    await api.run_trigger(rt, "tenanted", "process", {"id": 2}, tenant="globex")
-    await api.schedule_trigger(rt, "orders", "process", actor=actor)
-    await api.run_schedule(rt, "orders", "nightly", input={"period": "week"}, actor=actor)
-    by_python = await job_rows(pool)
+    for resource, stored_actor in (("orders", stored), ("things", None), ("tenanted", None)):
+        res = rt.spec.resources[resource]
+        await run_scheduler(rt.deps, res, res.triggers["process"], stored_actor=stored_actor)
+    async with pool.acquire() as conn:
+        await insert_jobs(conn, [scheduler_job(orders.triggers["process"], stored)])
+        stored_for_schedule = store_actor(nightly.actor_persister, actor)
+        run = schedule_job(
+            orders, nightly, input={"period": "week"}, stored_actor=stored_for_schedule
+        )
+        await insert_jobs(conn, [run])
+    by_python = sorted(await job_rows(pool), key=repr)
     await pool.execute("TRUNCATE jobd.jobs")
 
     q = "SELECT jobd.run_trigger($1, $2, $3::jsonb, $4::jsonb, $5)"
-    await pool.fetchval(q, "orders", "process", {"id": 1}, actor, None)
+    keys = [{"id": i} for i in range(1, 6)]
     await pool.fetchval(
-        "SELECT jobd.run_triggers('orders', 'process', '[{\"id\": 2}, {\"id\": 3}]')"
+        "SELECT jobd.run_triggers('orders', 'process', $1::jsonb, $2::jsonb)", keys, actor
     )
     await pool.fetchval(q, "things", "process", things_pk, None, None)
     await pool.fetchval(q, "tenanted", "process", {"id": 1}, None, None)
@@ -197,10 +207,10 @@ async def test_same_jobs_as_the_python_api(pool: Any) -> None:
         {"period": "week"},
         actor,
     )
-    by_sql = await job_rows(pool)
+    by_sql = sorted(await job_rows(pool), key=repr)
     assert by_sql == by_python
-    assert len(by_sql) == 8
-    assert by_sql[0][3]["actor"] == {"id": 7, "org": "acme"}  # store fields applied
+    assert len(by_sql) == 10
+    assert {"id": 7, "org": "acme"} in [row[3].get("actor") for row in by_sql]  # store fields
 
 
 async def test_scheduler_job_shares_the_cron_key(pool: Any) -> None:
@@ -235,18 +245,20 @@ async def test_sync_removes_dropped_triggers(pool: Any) -> None:
     )
     async with pool.acquire() as conn:
         await sync_registry(conn, spec_of(smaller))
-    names = await pool.fetch("SELECT resource, trigger FROM jobd.trigger_registry ORDER BY 1, 2")
+    names = await pool.fetch(
+        "SELECT resource, name FROM jobd.registry WHERE kind = 'trigger' ORDER BY 1, 2"
+    )
     assert [tuple(n) for n in names] == [
         ("orders", "gone"),
         ("orders", "process"),
         ("tenanted", "process"),
         ("things", "process"),
     ]
-    assert await pool.fetchval("SELECT count(*) FROM jobd.schedule_registry") == 0
+    assert await pool.fetchval("SELECT count(*) FROM jobd.registry WHERE kind = 'schedule'") == 0
     assert (
         await pool.fetchval(
-            "SELECT priority FROM jobd.trigger_registry"
-            " WHERE trigger = 'process' AND resource = 'orders'"
+            "SELECT (job->>'priority')::int FROM jobd.registry"
+            " WHERE kind = 'trigger' AND name = 'process' AND resource = 'orders'"
         )
         == 5
     )
@@ -254,9 +266,9 @@ async def test_sync_removes_dropped_triggers(pool: Any) -> None:
         await pool.fetchval(call("resting", 1))
 
 
-async def test_schema_tenancy_same_as_python(pool: Any) -> None:
+async def test_schema_tenancy_same_as_the_scheduler(pool: Any) -> None:
     """Schema strategy: the tenant names the table's schema and enters the unique key,
-    identically in both paths; a missing tenant is 22023."""
+    identically in the scheduler's scan and the SQL function; a missing tenant is 22023."""
     await pool.execute(
         "CREATE SCHEMA acme; CREATE TABLE acme.accounts (id int PRIMARY KEY);"
         "INSERT INTO acme.accounts VALUES (1);"
@@ -273,7 +285,8 @@ async def test_schema_tenancy_same_as_python(pool: Any) -> None:
     async with pool.acquire() as conn:
         await sync_registry(conn, spec)
         rt = await TriggerRuntime.create(spec, WorkerRegistry(), pool, conn)
-    await api.run_trigger(rt, "accounts", "process", {"id": 1}, tenant="acme")
+    accounts_res = rt.spec.resources["accounts"]
+    await run_scheduler(rt.deps, accounts_res, accounts_res.triggers["process"])
     by_python = await job_rows(pool)
     await pool.execute("TRUNCATE jobd.jobs")
     sql = "SELECT jobd.run_trigger('accounts', 'process', '{\"id\": 1}', tenant => 'acme')"

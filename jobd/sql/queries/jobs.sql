@@ -39,35 +39,22 @@ WITH input AS (
 )
 SELECT ins.id FROM ins CROSS JOIN notified ORDER BY ins.id
 
--- name: fetch_jobs
--- Claim up to $2 available jobs of queue $1 for node $3, in priority, schedule, id order.
--- The MATERIALIZED CTE is a fence: the lock and LIMIT are evaluated once, on their own, so
--- exactly the rows locked there (at most $2, skipping rows another fetcher holds) are
--- updated. Folded into the UPDATE as a plain `IN (subquery)`, the planner may re-run the
--- LIMIT subquery or join it in ways that claim more or other rows than were locked.
-WITH claim AS MATERIALIZED (
-  SELECT id FROM {schema}.jobs
-  WHERE state = 'available' AND queue = $1
-  ORDER BY priority, scheduled_at, id
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED
-)
-UPDATE {schema}.jobs AS j
-SET state = 'executing', attempt = j.attempt + 1, attempted_at = now(), attempted_by = $3
-FROM claim
-WHERE j.id = claim.id
-RETURNING j.id, j.queue, j.worker, j.args, j.meta, j.tags, j.attempt, j.max_attempts,
-          j.priority, j.inserted_at, j.scheduled_at, j.attempted_at, j.errors
-
 -- name: ack_and_fetch
--- The producer's hot path: complete the jobs $4 (ids bigint[]) at attempts $5 (int[]) of
--- node $3, and claim up to $2 available jobs of queue $1 for it, in ONE statement (one
--- round trip, one commit). The two UPDATEs touch disjoint rows (executing vs available).
--- The completion is ack_completed's (same fence, same shape); the claim is fetch_jobs'.
--- $6 (text[]) names paused workers whose jobs are not claimed (paused triggers; usually
--- empty, and `<> ALL('{}')` is true). Returns the claimed jobs (acked = false,
--- fetch_jobs' columns after it) and one row per completed id (acked = true, other
--- columns NULL).
+-- The producer's hot path, and the only claim: complete the jobs $4 (ids bigint[]) at
+-- attempts $5 (int[]) of node $3, and claim up to $2 available jobs of queue $1 for it, in
+-- priority, schedule, id order, in ONE statement (one round trip, one commit). The two
+-- UPDATEs touch disjoint rows (executing vs available). The completion is ack_completed's
+-- (same fence, same shape). $6 (text[]) names paused workers whose jobs are not claimed
+-- (paused triggers; usually empty, and `<> ALL('{}')` is true). $7 (int) is the queue's
+-- global_limit: NULL for none, else the claim takes at most that minus the jobs of the
+-- queue executing anywhere in the cluster; run it then after `lock_queue` in the same
+-- transaction, so the count and the claims of other nodes' fetchers do not interleave.
+-- The MATERIALIZED claim CTE is a fence: the lock and LIMIT are evaluated once, on their
+-- own, so exactly the rows locked there (at most $2, skipping rows another fetcher holds)
+-- are updated. Folded into the UPDATE as a plain `IN (subquery)`, the planner may re-run
+-- the LIMIT subquery or join it in ways that claim more or other rows than were locked.
+-- Returns the claimed jobs (acked = false, then the Job's columns in order) and one row
+-- per completed id (acked = true, other columns NULL).
 WITH a AS MATERIALIZED (
   SELECT u.id, u.attempt, $3::text AS node, 'executing'::{schema}.job_state AS state
   FROM unnest($4::bigint[], $5::int[]) AS u(id, attempt)
@@ -83,7 +70,8 @@ WITH a AS MATERIALIZED (
   SELECT id FROM {schema}.jobs
   WHERE state = 'available' AND queue = $1 AND worker <> ALL($6::text[])
   ORDER BY priority, scheduled_at, id
-  LIMIT $2
+  LIMIT CASE WHEN $7::int IS NULL THEN $2::int ELSE greatest(0, least($2::int, $7::int - (
+    SELECT count(*) FROM {schema}.jobs WHERE state = 'executing' AND queue = $1))) END
   FOR UPDATE SKIP LOCKED
 ), claimed AS (
   UPDATE {schema}.jobs AS j
@@ -97,25 +85,6 @@ SELECT false AS acked, c.* FROM claimed AS c
 UNION ALL
 SELECT true, acked.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM acked
-
--- name: fetch_jobs_global
--- As fetch_jobs, but takes at most $4 (global_limit) minus the jobs of queue $1 executing
--- anywhere in the cluster, and skips the paused workers $5 (text[]). Run after `lock_queue` in the same transaction, so the count
--- and the claim of concurrent fetchers on other nodes do not interleave.
-WITH claim AS MATERIALIZED (
-  SELECT id FROM {schema}.jobs
-  WHERE state = 'available' AND queue = $1 AND worker <> ALL($5::text[])
-  ORDER BY priority, scheduled_at, id
-  LIMIT greatest(0, least($2::int, $4::int - (
-    SELECT count(*) FROM {schema}.jobs WHERE state = 'executing' AND queue = $1)))
-  FOR UPDATE SKIP LOCKED
-)
-UPDATE {schema}.jobs AS j
-SET state = 'executing', attempt = j.attempt + 1, attempted_at = now(), attempted_by = $3
-FROM claim
-WHERE j.id = claim.id
-RETURNING j.id, j.queue, j.worker, j.args, j.meta, j.tags, j.attempt, j.max_attempts,
-          j.priority, j.inserted_at, j.scheduled_at, j.attempted_at, j.errors
 
 -- name: release_unknown_claims
 -- After a fetch failed on a lost connection, its claim may have committed with the reply

@@ -43,10 +43,6 @@ SELECT
 -- Give the lease up so another node takes over at once. $1 node id.
 DELETE FROM {schema}.leader WHERE name = 'jobd' AND node_id = $1
 
--- name: leader_holder
--- Who holds an unexpired lease (NULL when nobody). No parameters.
-SELECT node_id FROM {schema}.leader WHERE name = 'jobd' AND expires_at > now()
-
 -- name: stage_due
 -- Move scheduled/retryable jobs whose time has come to available, one bounded batch, and
 -- notify each affected queue once. $1 now (timestamptz), $2 batch size, $3 channel.

@@ -56,7 +56,3 @@ ORDER BY n.started_at, n.id
 -- name: ops_leader
 -- The current lease holder, if the lease has not expired (no parameters).
 SELECT node_id, elected_at, expires_at FROM {schema}.leader WHERE expires_at > now()
-
--- name: ops_ready
--- Readiness probe: the migrations table answers (no parameters).
-SELECT max(version) FROM {schema}.migrations

@@ -10,31 +10,20 @@ SELECT n.nspname::text
  WHERE c.oid = pg_catalog.to_regclass($1::text)
 
 -- name: registry_lock
--- Taken first by every rewrite of the registry (no parameters): two daemons starting at
--- once write one after the other, never interleaved.
+-- Taken first by every rewrite of the registry (no parameters): two writers (daemons
+-- starting at once) write one after the other, never interleaved.
 SELECT pg_advisory_xact_lock(hashtextextended('{schema}.registry', 0))
 
--- name: registry_clear_triggers
--- Before registry_insert_triggers, in the same transaction (no parameters).
-DELETE FROM {schema}.trigger_registry
+-- name: registry_clear
+-- Before registry_insert, in the same transaction (no parameters).
+DELETE FROM {schema}.registry
 
--- name: registry_insert_triggers
--- Every trigger of the configuration. $1 a JSON array (text) of objects whose keys are
--- the table's column names (jobd.triggers.sql_api.TriggerRow).
-INSERT INTO {schema}.trigger_registry
-SELECT (jsonb_populate_record(NULL::{schema}.trigger_registry,
-                              e.value || jsonb_build_object('updated_at', now()))).*
-  FROM jsonb_array_elements($1::text::jsonb) AS e
-
--- name: registry_clear_schedules
--- Before registry_insert_schedules, in the same transaction (no parameters).
-DELETE FROM {schema}.schedule_registry
-
--- name: registry_insert_schedules
--- Every scheduled action. $1 a JSON array (text) of objects keyed by column name
--- (ScheduleRow). JSON as text: the connection need not have jobd's codecs.
-INSERT INTO {schema}.schedule_registry
-SELECT (jsonb_populate_record(NULL::{schema}.schedule_registry,
+-- name: registry_insert
+-- Every trigger and scheduled action of the configuration. $1 a JSON array (text) of
+-- objects whose keys are the table's column names (jobd.triggers.sql_api.RegistryRow).
+-- JSON as text: the connection need not have jobd's codecs.
+INSERT INTO {schema}.registry
+SELECT (jsonb_populate_record(NULL::{schema}.registry,
                               e.value || jsonb_build_object('updated_at', now()))).*
   FROM jsonb_array_elements($1::text::jsonb) AS e
 

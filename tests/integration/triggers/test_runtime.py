@@ -17,7 +17,6 @@ from jobd.engine.engine import Engine
 from jobd.engine.producer import job_from_row
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import UsageError
-from jobd.triggers.api import run_schedule, run_trigger, run_triggers, schedule_trigger
 from jobd.triggers.jobs import cron_entries
 from jobd.triggers.runtime import TriggerRuntime
 from jobd.triggers.tables import TableCheckError
@@ -111,7 +110,7 @@ async def test_pinned_worker_name_survives_a_rename(build: Build, pool: Any) -> 
     """With worker_name pinned, a renamed trigger still runs the jobs enqueued before."""
     body = config("        action: work\n        worker_name: orders.v1")
     rt = await build(body, ORDERS + "INSERT INTO orders (id) VALUES (1);")
-    assert await run_trigger(rt, "orders", "process", {"id": 1})
+    assert await rt.enqueuer().run_trigger("orders", "process", {"id": 1})
     spec = load_config_text(HEADER + body.replace("process:", "renamed:"), "t.yaml", env={})
     async with pool.acquire() as conn:
         renamed = await TriggerRuntime.create(spec, WorkerRegistry(), pool, conn)
@@ -123,9 +122,9 @@ async def test_schedule_trigger_shares_the_cron_key(build: Build, pool: Any) -> 
     """schedule_trigger enqueues the scheduler now; while a scheduler job waits (from cron or
     the API) no second one is enqueued; draining runs the scan and the workers."""
     rt = await build(config("        action: work"), ORDERS + "INSERT INTO orders (id) VALUES (1);")
-    first = await schedule_trigger(rt, "orders", "process")
+    first = await rt.enqueuer().schedule_trigger("orders", "process")
     assert first is not None
-    assert await schedule_trigger(rt, "orders", "process") is None
+    assert await rt.enqueuer().schedule_trigger("orders", "process") is None
     engine_config = EngineConfig(crons=cron_entries(rt.spec))
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
@@ -158,14 +157,14 @@ resources:
 """,
         ORDERS,
     )
-    await run_schedule(rt, "plain", "nightly", input={"period": "week"})
+    await rt.enqueuer().schedule("plain", "nightly", input={"period": "week"})
     await run_all(rt)
     assert actions.CALLS[0]["input"] == {"period": "week", "n": 1}
     assert actions.CALLS[0]["actor"] == {"id": 0} and actions.CALLS[0]["schedule"] == "nightly"
     worker = rt.registry.get("tenanted.hourly")
     assert worker is not None
     for _ in range(2):  # the second fan-out finds every tenant's run still waiting
-        fanout = await run_schedule(rt, "tenanted", "hourly")
+        fanout = await rt.enqueuer().schedule("tenanted", "hourly")
         job = await claim(pool, fanout)
         await worker.fn(job, JobContext(job, "node-1", pool))
     children = await pool.fetch(
@@ -200,13 +199,13 @@ async def test_run_triggers_bulk_and_key_checks(build: Build, pool: Any) -> None
         config("        action: work"),
         ORDERS + "INSERT INTO orders (id) SELECT generate_series(1, 5);",
     )
-    assert await run_trigger(rt, "orders", "process", {"id": 1})
-    ids = await run_triggers(rt, "orders", "process", [{"id": i} for i in (1, 2, 3, 99)])
+    assert await rt.enqueuer().run_trigger("orders", "process", {"id": 1})
+    ids = await rt.enqueuer().run_triggers("orders", "process", [{"id": i} for i in (1, 2, 3, 99)])
     assert len(ids) == 2
     with pytest.raises(UsageError, match="exactly"):
-        await run_triggers(rt, "orders", "process", [{"idd": 1}])
+        await rt.enqueuer().run_triggers("orders", "process", [{"idd": 1}])
     async with pool.acquire() as conn, conn.transaction():
-        await run_trigger(rt, "orders", "process", {"id": 4}, conn=conn)
+        await rt.enqueuer().run_trigger("orders", "process", {"id": 4}, conn=conn)
         await conn.execute("SELECT 1")
     assert len(await jobs(pool)) == 4
 
@@ -231,10 +230,10 @@ resources:
 
     assert (await run_scheduler(rt.deps, res, res.triggers["process"])).enqueued == 2
     for row in await jobs(pool):
-        assert await run_trigger(rt, "things", "process", row["args"]["pk"]) is None
+        assert await rt.enqueuer().run_trigger("things", "process", row["args"]["pk"]) is None
     await pool.execute("TRUNCATE jobd.jobs")
     first = (await pool.fetchrow("SELECT to_jsonb(t) AS j FROM things t WHERE a = 1"))["j"]
-    assert await run_trigger(rt, "things", "process", first)
+    assert await rt.enqueuer().run_trigger("things", "process", first)
     assert (await run_scheduler(rt.deps, res, res.triggers["process"])).enqueued == 1
 
 

@@ -227,9 +227,8 @@ async def test_race_with_a_completing_job(build: Build, pool: Any) -> None:
     actions.GATE.set()
     await running
     # A scan that read the row before the job completed, inserting after it did:
-    from jobd.triggers.api import run_trigger
 
-    assert await run_trigger(rt, "orders", "process", {"id": 1}) is not None
+    assert await rt.enqueuer().run_trigger("orders", "process", {"id": 1}) is not None
     counts = await run_all(rt)
     assert counts["cancelled"] == 1
     assert len(actions.CALLS) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from jobd.model import TenantSource
-from jobd.triggers.api import run_trigger
 from jobd.triggers.tenants import list_tenants
 from tests.integration.triggers import actions
 from tests.integration.triggers.conftest import Build, jobs, run_all
@@ -131,12 +130,12 @@ async def test_run_trigger_with_tenant(build: Build, pool: Any) -> None:
     from jobd.errors import RowNotFound
 
     org = await pool.fetchval("SELECT org FROM orders WHERE id = 1")
-    assert await run_trigger(rt, "orders", "process", {"id": 1}, tenant=org)
+    assert await rt.enqueuer().run_trigger("orders", "process", {"id": 1}, tenant=org)
     try:
-        await run_trigger(rt, "orders", "process", {"id": 2}, tenant="nobody")
+        await rt.enqueuer().run_trigger("orders", "process", {"id": 2}, tenant="nobody")
         raise AssertionError("expected RowNotFound")
     except RowNotFound:
         pass
-    await run_trigger(rt, "orders", "process", {"id": 3})
+    await rt.enqueuer().run_trigger("orders", "process", {"id": 3})
     tenants = {r["args"]["pk"]["id"]: r["args"]["tenant"] for r in await jobs(pool)}
     assert tenants == {1: org, 3: await pool.fetchval("SELECT org FROM orders WHERE id = 3")}

@@ -10,7 +10,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from jobd.engine.context import JobContext
-from jobd.triggers.api import run_trigger
 from tests.integration.triggers import actions
 from tests.integration.triggers.conftest import Build, jobs, run_all
 from tests.integration.triggers.test_scheduler import ORDERS, config, scan
@@ -249,9 +248,13 @@ async def test_actor_and_default_actor(build: Build, pool: Any) -> None:
         ),
         ORDERS + "INSERT INTO orders (id) VALUES (1), (2);",
     )
-    assert await run_trigger(rt, "orders", "process", {"id": 1}, actor={"id": 7, "secret": "x"})
-    assert await run_trigger(rt, "orders", "process", {"id": 1}) is None  # already waiting
-    await run_trigger(rt, "orders", "process", {"id": 2})
+    assert await rt.enqueuer().run_trigger(
+        "orders", "process", {"id": 1}, actor={"id": 7, "secret": "x"}
+    )
+    assert (
+        await rt.enqueuer().run_trigger("orders", "process", {"id": 1}) is None
+    )  # already waiting
+    await rt.enqueuer().run_trigger("orders", "process", {"id": 2})
     await run_all(rt)
     actors = {c["pk"]["id"]: c["actor"] for c in actions.CALLS}
     assert actors == {1: {"id": 7}, 2: {"id": 0}}
