@@ -83,7 +83,7 @@ async def explain(pool: Any, batch: int) -> dict[str, str]:
         tr = conn.transaction()
         await tr.start()
         try:
-            claim = ("default", batch, "node-x", [], [], [], None)
+            claim = ("default", batch, "node-x", [], [], ["noop"], None)
             rows = await conn.fetch(q["ack_and_fetch"], *claim)
             ids, attempts = [r["id"] for r in rows], [r["attempt"] for r in rows]
             for name, sql, args in (
@@ -91,7 +91,7 @@ async def explain(pool: Any, batch: int) -> dict[str, str]:
                 (
                     "ack_and_fetch",
                     q["ack_and_fetch"],
-                    ("default", batch, "node-x", ids, attempts, [], None),
+                    ("default", batch, "node-x", ids, attempts, ["noop"], None),
                 ),
             ):
                 text = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)

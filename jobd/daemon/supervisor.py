@@ -24,7 +24,7 @@ from jobd.actions.http import HttpClient
 from jobd.admin.server import AdminDeps, AdminServer
 from jobd.config import load_config
 from jobd.daemon import sdnotify
-from jobd.engine.config import CronEntry, EngineConfig, QueueConfig
+from jobd.engine.config import POOL_RESERVE, CronEntry, EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import DatabaseError, JobdError
@@ -38,7 +38,7 @@ from jobd.triggers.sql_api import sync_registry
 
 log = structlog.get_logger("jobd.daemon")
 
-POOL_HEADROOM = 5  # connections beyond the queues' limits: notifier-free pool work, API
+POOL_HEADROOM = POOL_RESERVE  # connections beyond the queues' limits (see POOL_RESERVE)
 
 
 def engine_config(spec: Spec, crons: tuple[CronEntry, ...] = ()) -> EngineConfig:

@@ -37,6 +37,7 @@ class Outcome:
     job: Job
     detail: dict[str, Any] | None = None
     delay_s: float = 0.0
+    outage: bool = False  # a snooze because the database was out: the producer pauses too
 
 
 # A completion: (job id, attempt, queue, worker, duration_ms); tuples are cheapest.

@@ -16,6 +16,9 @@ from typing import Literal
 from jobd.engine.jobs import JobSpec
 
 DAY_S = 86_400.0
+# Pool connections kept for the engine's own work (the acker, the producers' fetches, the
+# leader's services, the admin API) beyond what the queues' jobs may hold at once.
+POOL_RESERVE = 5
 DEFAULT_RETENTION_S: Mapping[str, float] = MappingProxyType(
     {"completed": DAY_S, "cancelled": 7 * DAY_S, "discarded": 30 * DAY_S}
 )
@@ -52,6 +55,7 @@ class EngineConfig:
     shutdown_grace_s: float = 15.0
     heartbeat_s: float = 5.0
     lease_s: float = 15.0  # leader lease; renewed every lease_s / 2
+    max_rescues: int = 3  # a job rescued more often is a final failure (it kills its node)
     stage_interval_s: float = 1.0
     prune_interval_s: float = 60.0
     prune_batch: int = 10_000

@@ -1,4 +1,5 @@
-"""Run jobs until none is available: a synchronous-feeling helper for tests.
+"""Run jobs until none of the registry's workers is available: a synchronous-feeling
+helper for tests (jobs of other workers wait, as on any node that does not know them).
 
 `drain` stages scheduled and retryable jobs whose time has come (what the leader's
 stager does in production), then fetches and runs available jobs batch by batch with the
@@ -41,6 +42,7 @@ async def drain(
     queues: Sequence[str] | None = None,
     timeout_s: float = 30.0,
     batch: int = 100,
+    max_rescues: int = 3,
 ) -> dict[OutcomeKind, int]:
     """Run jobs of `queues` (None = all) until none is available; returns counts by
     outcome: completed, retried, discarded, cancelled, snoozed."""
@@ -54,15 +56,19 @@ async def drain(
         if time.monotonic() > deadline:
             raise JobdError(f"drain did not finish within {timeout_s}s: {dict(counts)}")
         await pool.execute(q["drain_stage_due"], wanted)
-        names = [row[0] for row in await pool.fetch(q["drain_queues"], wanted)]
+        names = [row[0] for row in await pool.fetch(q["drain_queues"], wanted, registry.names())]
         if not names:
             break
         for name in names:
-            rows = await pool.fetch(q["ack_and_fetch"], name, batch, node_id, [], [], [], None)
+            claim: tuple[object, ...] = (name, batch, node_id, [], [], registry.names(), None)
+            rows = await pool.fetch(q["ack_and_fetch"], *claim)
             jobs = [job_from_row(row[1:], node_id) for row in rows]
             contexts = [JobContext(job, node_id, pool, schema) for job in jobs]
             results = await asyncio.gather(
-                *(execute(c.job, registry.get(c.job.worker), c) for c in contexts)
+                *(
+                    execute(c.job, registry.get(c.job.worker), c, max_rescues=max_rescues)
+                    for c in contexts
+                )
             )
             for c in contexts:  # jobs their worker ended itself (complete_in / discard_in)
                 if c.ended is not None:

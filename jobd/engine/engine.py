@@ -20,7 +20,7 @@ import structlog
 
 from jobd.engine import queues
 from jobd.engine.acker import Acker
-from jobd.engine.config import EngineConfig, new_node_id
+from jobd.engine.config import POOL_RESERVE, EngineConfig, new_node_id
 from jobd.engine.insert import INSERT_CHANNEL, SIGNAL_CHANNEL, channel, insert_jobs
 from jobd.engine.jobs import JobSpec, OutcomeKind
 from jobd.engine.leader import Leader
@@ -93,7 +93,7 @@ class Engine:
         await retrying(self._heartbeat.register)
         rows = await retrying(self._read_rows)
         for qcfg in cfg.queues:
-            state = queues.effective(qcfg, rows.get(qcfg.name))
+            state = queues.effective(qcfg, rows.get(qcfg.name), self._slack())
             self.producers[qcfg.name] = Producer(
                 state,
                 pool=self.pool,
@@ -102,8 +102,9 @@ class Engine:
                 registry=self.registry,
                 acker=self.acker,
                 poll_interval_s=cfg.poll_interval_s,
+                max_rescues=cfg.max_rescues,
             )
-            self.producers[qcfg.name].paused_workers = self.paused_workers
+            self._apply_paused(self.producers[qcfg.name])
         self._leader = Leader(self.pool, cfg, self.node_id)
         lead_services = LeaderServices(self.pool, cfg, self._leader)
         self._spawn("acker", self.acker.run())
@@ -212,7 +213,7 @@ class Engine:
         paused = sorted(set(names))
         self.paused_workers = paused
         for producer in self.producers.values():
-            producer.paused_workers = paused
+            self._apply_paused(producer)
             producer.wake()
         if paused:
             log.info("worker.paused", node_id=self.node_id, workers=paused)
@@ -223,9 +224,18 @@ class Engine:
         for qcfg in self.config.queues:
             producer = self.producers.get(qcfg.name)
             if producer is not None:
-                producer.apply(queues.effective(qcfg, rows.get(qcfg.name)))
+                producer.apply(queues.effective(qcfg, rows.get(qcfg.name), self._slack()))
 
     # -- internals -------------------------------------------------------------------------
+
+    def _slack(self) -> int:
+        """Pool connections that no configured queue limit claims."""
+        configured = sum(q.limit for q in self.config.queues)
+        return max(0, self.pool.get_max_size() - POOL_RESERVE - configured)
+
+    def _apply_paused(self, producer: Producer) -> None:
+        paused = set(self.paused_workers)
+        producer.runnable_workers = [n for n in self.registry.names() if n not in paused]
 
     async def _read_rows(self) -> dict[str, Record]:
         async with self.pool.acquire() as conn:

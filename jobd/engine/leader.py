@@ -31,7 +31,7 @@ import structlog
 from jobd.engine.config import EngineConfig
 from jobd.engine.nodes import NodeService
 from jobd.engine.timing import jittered, sleep_or_stop
-from jobd.sql.db import DB_ERRORS, connect_like
+from jobd.sql.db import DB_ERRORS
 from jobd.sql.driver import Connection, Pool
 from jobd.telemetry import EMPTY, emit
 
@@ -51,7 +51,6 @@ class Leader(NodeService):
         self._leading = False
         self._deadline = 0.0  # monotonic time after which our lease may have expired
         self._changed = asyncio.Event()
-        self._conn: Connection | None = None  # the dedicated lease connection
         self.on_change: list[Callable[[bool], None]] = []
 
     @property
@@ -103,7 +102,7 @@ class Leader(NodeService):
                 if row is None:  # the upsert always returns its row
                     raise asyncpg.InterfaceError("the lease query returned no row")
         except DB_ERRORS as exc:
-            await self._drop_conn()
+            self._drop_dedicated()
             if self._leading:
                 self._set(False, reason="renewal_failed", error=repr(exc))
                 await self._relinquish()
@@ -125,18 +124,11 @@ class Leader(NodeService):
 
     async def _lease_conn(self) -> Connection:
         conn = self._conn
-        if conn is not None and not conn.is_closed():
-            return conn
-        self._conn = None
-        if self._leading:  # the connection that renewed our lease is gone: do not trust it
+        if self._leading and (conn is None or conn.is_closed()):
+            # The connection that renewed our lease is gone: do not trust the lease.
+            self._conn = None
             raise asyncpg.InterfaceError("lease connection lost")
-        self._conn = await connect_like(self.pool)
-        return self._conn
-
-    async def _drop_conn(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            conn.terminate()  # may be mid-query after a timeout: no graceful close
+        return await self._dedicated()
 
     async def release(self) -> None:
         """Step down and delete the lease row so another node takes over at once."""

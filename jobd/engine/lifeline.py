@@ -2,10 +2,12 @@
 
 A node is dead when its heartbeat is older than `3 * heartbeat_s` (database clock). Its
 executing jobs, and executing jobs whose `attempted_by` names no node row at all, go back
-to `available` (or to `discarded` when the attempt that died was the last one), with
-`meta.rescued` incremented and an error entry of kind `rescued`. The attempt that died
-cannot overwrite the rescue: every ack is fenced on (state, node, attempt). Once a dead
-node holds no executing job its row is deleted (a node that was only slow re-registers).
+to `available` with their attempt not counted (a crash is not the job's failure),
+`meta.rescued` incremented and an error entry of kind `rescued`. A job rescued more than
+`max_rescues` times (a job that keeps killing its node) is ended by the producer that next
+claims it, as a final failure (a trigger's `on_error` runs). The attempt that died cannot
+overwrite the rescue: every ack is fenced on (state, node, attempt). Once a dead node
+holds no executing job its row is deleted (a node that was only slow re-registers).
 """
 
 from __future__ import annotations
@@ -42,14 +44,13 @@ async def lifeline_once(
     for _ in range(MAX_BATCHES):
         rows = await conn.fetch(q["lifeline_rescue"], cutoff, batch, now)
         for row in rows:
-            kind = OutcomeKind.DISCARDED if row["state"] == "discarded" else OutcomeKind.RESCUED
             emit_job_ended(
-                kind,
+                OutcomeKind.RESCUED,
                 row["id"],
                 row["queue"],
                 row["worker"],
                 row["attempt"],
-                extra={"node_id": row["attempted_by"], "reason": "rescued"},
+                extra={"node_id": row["attempted_by"], "rescued": row["rescued"]},
             )
         total += len(rows)
         if rows:

@@ -27,9 +27,10 @@ from jobd.engine.events import emit_fail, emit_job_ended, emit_start, job_keys
 from jobd.engine.jobs import ClaimLost, Job, OutcomeKind
 from jobd.engine.queues import QueueState, global_lock_key
 from jobd.engine.registry import Registered, WorkerRegistry
+from jobd.errors import JobdError
 from jobd.outcomes import Cancel, Discard, Snooze
 from jobd.sql import queries
-from jobd.sql.db import backoff_s, is_database_outage, is_transient
+from jobd.sql.db import backoff_s, is_conflict, is_outage, is_transient
 from jobd.sql.driver import Executor, Pool, Record
 from jobd.telemetry import EMPTY, emit
 
@@ -85,35 +86,62 @@ def _failure(job: Job, registered: Registered | None, exc: BaseException, kind: 
     return Outcome(OutcomeKind.RETRIED, job, entry, delay_s)
 
 
-# A worker failing on a database error that goes away (the server restarting, a deadlock,
-# a lost connection) did not fail on its own account: its job runs again after a short
-# wait without using up an attempt (a snooze), up to this many times in its life; after
-# that such errors count as ordinary failures, so a job that always deadlocks still ends.
+# A worker failing on a database error did not fail on its own account. An outage (the
+# server restarting, unreachable or full) is waited out: the job runs again later without
+# using up an attempt (a snooze), for as long as the outage lasts, and the producer pauses
+# its fetches meanwhile. A conflict (deadlock, serialization failure) is retried the same
+# way up to TRANSIENT_RETRIES times in the job's life; after that it counts as an ordinary
+# failure, so a job that always deadlocks still ends.
 TRANSIENT_RETRIES = 5
 TRANSIENT_RETRY_S = 2.0
+MAX_OUTAGE_RETRY_S = 60.0
 
 
-def retries_transient(job: Job, exc: BaseException) -> bool:
-    """True when `exc` should re-run `job` without using up an attempt."""
-    return is_database_outage(exc) and int(job.meta.get("snoozed", 0)) < TRANSIENT_RETRIES
+def transient_retry_s(job: Job, exc: BaseException) -> float | None:
+    """Seconds after which `job` runs again, its attempt not counted, when `exc` is the
+    database's failure rather than the job's; None: an ordinary failure."""
+    snoozed = int(job.meta.get("snoozed", 0))
+    if is_outage(exc):
+        return float(min(TRANSIENT_RETRY_S * 2 ** min(snoozed, 10), MAX_OUTAGE_RETRY_S))
+    if is_conflict(exc) and snoozed < TRANSIENT_RETRIES:
+        return TRANSIENT_RETRY_S
+    return None
+
+
+class RescuedTooOften(JobdError):
+    """The job's node died while running it more than `max_rescues` times: a job that
+    keeps killing its node is a final failure, as if its last attempt had failed."""
+
+    kind = "rescued"
+    permanent = True
 
 
 async def execute(
-    job: Job, registered: Registered | None, ctx: JobContext
+    job: Job, registered: Registered | None, ctx: JobContext, *, max_rescues: int = 3
 ) -> Completion | Outcome | None:
     """Run one attempt; returns what the Acker must write (None: the worker completed the
     job itself with `ctx.complete_in`). Cancellation from outside propagates."""
     started = time.perf_counter()
-    if registered is None:
-        error = LookupError(f"no worker registered under the name {job.worker!r}")
-        return _failure(job, None, error, "unknown_worker")
+    if registered is None:  # its worker vanished (claims name known workers): let it wait
+        return Outcome(OutcomeKind.RELEASED, job)
+    rescued = int(job.meta.get("rescued", 0))
+    if rescued <= max_rescues:
+        run = registered.fn(job, ctx)
+    else:
+        error = RescuedTooOften(
+            f"the job's node died while running it {rescued} times "
+            f"(more than engine.max_rescues = {max_rescues})"
+        )
+        if registered.final_failure is None:
+            return _failure(job, None, error, "rescued")
+        run = registered.final_failure(job, ctx, error)
     timeout = asyncio.timeout(registered.timeout_s) if registered.timeout_s else None
     try:
         if timeout is None:
-            await registered.fn(job, ctx)
+            await run
         else:
             async with timeout:
-                await registered.fn(job, ctx)
+                await run
     except Snooze as snooze:
         return Outcome(OutcomeKind.SNOOZED, job, None, snooze.seconds)
     except Cancel as cancel:
@@ -131,10 +159,11 @@ async def execute(
         if timeout is not None and timeout.expired():
             message = f"attempt timed out after {registered.timeout_s}s"
             return _failure(job, registered, TimeoutError(message), "timeout")
-        if retries_transient(job, exc):
+        retry_s = transient_retry_s(job, exc)
+        if retry_s is not None:
             keys = job_keys(job.id, job.queue, job.worker, job.attempt)
             emit("job.database_error", EMPTY, {**keys, "error": repr(exc)})
-            return Outcome(OutcomeKind.SNOOZED, job, None, TRANSIENT_RETRY_S)
+            return Outcome(OutcomeKind.SNOOZED, job, None, retry_s, outage=is_outage(exc))
         return _failure(job, registered, exc, "error")
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     if ctx.ended is not None:  # the worker ended the job in its own transaction
@@ -168,6 +197,7 @@ class Producer:
         registry: WorkerRegistry,
         acker: Acker,
         poll_interval_s: float,
+        max_rescues: int = 3,
     ) -> None:
         self.state = state
         self.pool = pool
@@ -176,9 +206,13 @@ class Producer:
         self.registry = registry
         self.acker = acker
         self.poll_interval_s = poll_interval_s
+        self.max_rescues = max_rescues
         self.running: dict[int, tuple[asyncio.Task[None], Job]] = {}
         self.fetches = 0  # fetch statements run, for tests and metrics
-        self.paused_workers: list[str] = []  # their jobs stay available, not fetched
+        # The workers whose jobs this node claims: the registered ones but the paused. Jobs
+        # of other workers (paused, or unknown here: a rolling deploy, a removed trigger)
+        # stay available for a node that runs them.
+        self.runnable_workers: list[str] = registry.names()
         self._fetching: set[asyncio.Task[None]] = set()
         self._reserved = 0  # slots promised to fetches in flight
         self._busy = False  # the last fetch got all it asked for: more are likely waiting
@@ -330,7 +364,7 @@ class Producer:
                 self.node_id,
                 [c[0] for c in batch],
                 [c[1] for c in batch],
-                self.paused_workers,
+                self.runnable_workers,
                 state.global_limit,
             )
         except BaseException:
@@ -352,7 +386,8 @@ class Producer:
         emit_start(job)
         ctx = JobContext(job, self.node_id, self.pool, self.schema)
         try:
-            result = await execute(job, self.registry.get(job.worker), ctx)
+            registered = self.registry.get(job.worker)
+            result = await execute(job, registered, ctx, max_rescues=self.max_rescues)
         except asyncio.CancelledError:
             if self._releasing:
                 self.acker.record(Outcome(OutcomeKind.RELEASED, job))
@@ -360,6 +395,9 @@ class Producer:
         finally:
             del self.running[job.id]
             self._wake.set()
+        if isinstance(result, Outcome) and result.outage:
+            # The database is out: claim nothing more until it is likely back.
+            self._retry_at = max(self._retry_at, time.monotonic() + result.delay_s / 2)
         hand_over(self.acker, result)
 
     async def finish(self, grace_s: float) -> int:

@@ -37,11 +37,25 @@ class QueueState:
     paused: bool = False
 
 
-def effective(config: QueueConfig, row: Record | None) -> QueueState:
-    """`config` overlaid with its queues-table row (a mapping with the table's columns)."""
+def effective(config: QueueConfig, row: Record | None, slack: int | None = None) -> QueueState:
+    """`config` overlaid with its queues-table row (a mapping with the table's columns).
+
+    A runtime scale above the configured limit may take at most `slack` more (the pool's
+    connections no configured limit claims; None: no bound): every running job may hold a
+    connection, and a pool emptied by jobs would starve the engine's own work. Beyond
+    that the limit is capped and `queue.scale_capped` says so."""
     if row is None:
         return QueueState(config.name, config.limit, config.global_limit, False)
     limit = row["local_limit"] or config.limit
+    if slack is not None and limit > config.limit + slack:
+        log.warning(
+            "queue.scale_capped",
+            queue=config.name,
+            requested=limit,
+            limit=config.limit + slack,
+            reason="the pool has no connection for more jobs at once: raise database.pool_size",
+        )
+        limit = config.limit + slack
     global_limit = row["global_limit"] or config.global_limit
     return QueueState(config.name, limit, global_limit, bool(row["paused"]))
 

@@ -10,16 +10,22 @@ from jobd.engine.context import JobContext
 from jobd.engine.jobs import Job
 
 Worker = Callable[[Job, JobContext], Awaitable[object]]
+# Ends a job whose failure is final before its worker runs (it was rescued too often):
+# called instead of the worker, with the error; it ends the job itself (`ctx.complete_in`
+# or `ctx.discard_in`, e.g. after a trigger's on_error) or raises, which discards it.
+FinalFailure = Callable[[Job, JobContext, BaseException], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """A worker with its per-attempt timeout (None = none) and backoff (None = Oban's)."""
+    """A worker with its per-attempt timeout (None = none), backoff (None = Oban's) and
+    final-failure handler (None: such a job is discarded)."""
 
     name: str
     fn: Worker
     timeout_s: float | None = None
     backoff: Backoff | None = None
+    final_failure: FinalFailure | None = None
 
     def backoff_s(self, attempt: int, max_attempts: int) -> float:
         """Seconds to wait before retrying after failed `attempt`."""
@@ -29,7 +35,8 @@ class Registered:
 
 
 class WorkerRegistry:
-    """Names to workers. Jobs whose worker is not registered are discarded with an error."""
+    """Names to workers. A node claims only the jobs of the workers it knows: jobs of
+    other workers wait for a node that knows them."""
 
     def __init__(self) -> None:
         self._workers: dict[str, Registered] = {}
@@ -41,12 +48,13 @@ class WorkerRegistry:
         *,
         timeout_s: float | None = None,
         backoff: Backoff | None = None,
+        final_failure: FinalFailure | None = None,
     ) -> Registered:
         if not name:
             raise ValueError("worker name must not be empty")
         if timeout_s is not None and timeout_s <= 0:
             raise ValueError(f"worker {name!r}: timeout_s must be positive")
-        registered = Registered(name, fn, timeout_s, backoff)
+        registered = Registered(name, fn, timeout_s, backoff, final_failure)
         self._workers[name] = registered
         return registered
 

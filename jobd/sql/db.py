@@ -24,11 +24,13 @@ T = TypeVar("T")
 
 APPLICATION_NAME = "jobd"
 
-# SQLSTATEs worth retrying: serialization failure, deadlock, and the server going away or
-# refusing connections while it restarts (class 08 is matched by prefix below).
-# 53300 (too many connections) too: a full server is a passing condition for a daemon that
-# must outlive it, not a reason to stop the engine.
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "55P03", "53300"})
+# SQLSTATEs of a database that is (briefly) not there: the server restarting or refusing
+# connections (57P01-57P03, class 08 matched by prefix below), or full (53300 too many
+# connections). A daemon waits them out; they are never anyone's failure.
+_OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# SQLSTATEs of a conflict with concurrent work that a second try usually resolves:
+# serialization failure, deadlock, lock not available.
+_CONFLICT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
 
 def describe_url(url: str) -> str:
@@ -97,27 +99,35 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for errors that go away when the statement (or connection) is tried again."""
+def is_outage(exc: BaseException) -> bool:
+    """The database driver says the database is unreachable, restarting or full (not a
+    plain OSError or TimeoutError, which a worker's own network calls raise too)."""
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""
-        return state in _TRANSIENT_SQLSTATES or state.startswith("08")
-    # The rest of DB_ERRORS: a lost connection or a timeout (the pool discards a broken
-    # connection on release, so a retry gets a fresh one).
-    return isinstance(exc, DB_ERRORS)
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """A transient error raised by the database driver itself (not a plain OSError or
-    TimeoutError, which a worker's own network calls raise too)."""
-    if isinstance(exc, asyncpg.PostgresError):
-        return is_transient(exc)
+        return state in _OUTAGE_SQLSTATES or state.startswith("08")
+    # InternalClientError: asyncpg found a connection mid-operation after its server went
+    # away; the pool discards that connection on release, so a retry gets a fresh one.
     return isinstance(
         exc,
         asyncpg.InterfaceError
         | asyncpg.exceptions.InternalClientError
         | asyncpg.exceptions.ConnectionDoesNotExistError,
     )
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A conflict with concurrent work (serialization failure, deadlock, lock timeout)."""
+    return isinstance(exc, asyncpg.PostgresError) and (
+        getattr(exc, "sqlstate", None) in _CONFLICT_SQLSTATES
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that go away when the statement (or connection) is tried again:
+    outages, conflicts, and a lost or slow network (jobd's own database round trips)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return is_outage(exc) or is_conflict(exc)
+    return is_outage(exc) or isinstance(exc, DB_ERRORS)
 
 
 def backoff_s(attempt: int, *, base_s: float = 0.05, max_s: float = 5.0) -> float:

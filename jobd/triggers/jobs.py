@@ -186,3 +186,18 @@ def worker_names(spec: Spec, state: State) -> list[str]:
                 names += [t.worker_name, t.scheduler_name]
         names += [s.worker_name for s in resource.scheduled_actions.values() if s.state == state]
     return names
+
+
+def worker_queues(spec: Spec) -> dict[str, str]:
+    """The queue of every worker of the configuration's live (not deleted) triggers and
+    schedules: where their waiting jobs belong."""
+    queues: dict[str, str] = {}
+    for resource in spec.resources.values():
+        for t in resource.triggers.values():
+            if t.state != "deleted":
+                queues[t.worker_name] = t.queue
+                queues[t.scheduler_name] = t.scheduler_queue
+        for s in resource.scheduled_actions.values():
+            if s.state != "deleted":
+                queues[s.worker_name] = s.queue
+    return queues

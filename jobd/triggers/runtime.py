@@ -9,8 +9,9 @@ SQL API's registry.
     await engine.start()
 
 `create` checks the tables (`TableCheckError`, exit 2), builds every action (a bad
-entrypoint fails here), registers the workers, cancels the jobs of deleted triggers and
-writes the SQL API's registry. Workers registered (names are the configuration's stable
+entrypoint fails here), registers the workers, cancels the jobs of deleted triggers,
+moves waiting jobs whose trigger or schedule now names another queue, and writes the SQL
+API's registry. Workers registered (names are the configuration's stable
 `worker_name`/`scheduler_name`): a trigger's worker (its `timeout` enforced inside the
 worker so `on_error` can still run, the engine's own timeout a backstop
 `ON_ERROR_GRACE_S` later; its `backoff`), its scheduler, and each schedule's worker. Each
@@ -36,12 +37,12 @@ from jobd.sql import queries
 from jobd.sql.driver import Connection, Pool
 from jobd.triggers.api import Enqueuer
 from jobd.triggers.deps import Deps
-from jobd.triggers.jobs import worker_names
-from jobd.triggers.scheduler import scheduler_worker
+from jobd.triggers.jobs import worker_names, worker_queues
+from jobd.triggers.scheduler import move_jobs, scheduler_worker
 from jobd.triggers.schedules import schedule_worker
 from jobd.triggers.sql_api import sync_registry
 from jobd.triggers.tables import Tables
-from jobd.triggers.worker import trigger_backoff, trigger_worker
+from jobd.triggers.worker import trigger_backoff, trigger_final_failure, trigger_worker
 
 log = structlog.get_logger("jobd.triggers")
 
@@ -86,6 +87,7 @@ class TriggerRuntime:
         rt = cls(spec, registry, Deps(pool, schema, tables, actions))
         rt.register()
         await rt.cancel_deleted(conn)
+        await move_jobs(conn, schema, worker_queues(spec))
         # What the SQL functions (and so the CLI, the API and jobd.Client) read.
         await sync_registry(conn, spec)
         return rt
@@ -103,6 +105,7 @@ class TriggerRuntime:
                     trigger_worker(deps, resource, t),
                     timeout_s=backstop,
                     backoff=trigger_backoff(t),
+                    final_failure=trigger_final_failure(deps, resource, t),
                 )
                 self.registry.register(t.scheduler_name, scheduler_worker(deps, resource, t))
             for s in resource.scheduled_actions.values():

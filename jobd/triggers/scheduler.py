@@ -105,6 +105,20 @@ async def scan_tenant(
         sql, position = statements.next or sql, list(row["last"])
 
 
+async def move_jobs(conn: Connection, schema: str, queues: Mapping[str, str]) -> int:
+    """Move the waiting jobs of each worker in `queues` to its queue there; how many."""
+    rows = await conn.fetch(
+        queries(schema)["trigger_move_jobs"],
+        list(queues),
+        list(queues.values()),
+        channel(schema, INSERT_CHANNEL),
+    )
+    moved = sum(int(row["moved"]) for row in rows)
+    if moved:
+        log.info("trigger.jobs_moved", count=moved, queues=sorted(row["queue"] for row in rows))
+    return moved
+
+
 async def run_scheduler(
     deps: Deps,
     resource: Resource,
@@ -117,6 +131,9 @@ async def run_scheduler(
     total = ScanResult()
     failed: list[str] = []
     async with deps.pool.acquire() as conn:
+        # Jobs left in a queue this trigger no longer uses (by a node of an older
+        # configuration during a rolling deploy) come back to its queue.
+        await move_jobs(conn, deps.schema, {trigger.worker_name: trigger.queue})
         tenants: list[str | None]
         if mode in ("attribute", "schema"):
             tenants = list(

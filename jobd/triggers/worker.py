@@ -39,8 +39,8 @@ from jobd.actions.base import ActionContext
 from jobd.actions.failures import describe_error
 from jobd.engine.context import JobContext
 from jobd.engine.jobs import ClaimLost, Job
-from jobd.engine.producer import error_entry, retries_transient
-from jobd.engine.registry import Worker
+from jobd.engine.producer import error_entry, transient_retry_s
+from jobd.engine.registry import FinalFailure, Worker
 from jobd.model import Resource, Trigger
 from jobd.outcomes import Cancel, Discard, Snooze
 from jobd.sql.driver import Connection, Record
@@ -78,6 +78,17 @@ def trigger_worker(deps: Deps, resource: Resource, trigger: Trigger) -> Worker:
     return run
 
 
+def trigger_final_failure(deps: Deps, resource: Resource, trigger: Trigger) -> FinalFailure:
+    """What ends a trigger job whose failure the engine found final before it ran (rescued
+    too often): the last failed attempt's path, so `on_error` runs."""
+
+    async def fail(job: Job, ctx: JobContext, exc: BaseException) -> None:
+        logger = attempt_logger(job, resource.name, trigger=trigger.name)
+        await _failed(deps, resource, trigger, job, ctx, exc, logger)
+
+    return fail
+
+
 async def run_attempt(
     deps: Deps, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext
 ) -> None:
@@ -96,7 +107,7 @@ async def run_attempt(
     except (Snooze, ClaimLost):
         raise
     except Exception as exc:
-        if retries_transient(job, exc):
+        if transient_retry_s(job, exc) is not None:
             raise  # the database failed, not the action: the engine re-runs the job
         failure: BaseException = exc
         if timeout is not None and timeout.expired():

@@ -7,7 +7,9 @@
 -- case at ANALYZE time), walking every live and dead entry of this node for each acked id
 -- in a nested loop: measured 700 ms for one 600-job batch instead of 8 ms by primary key.
 -- An ack keeps uniq_key only while the new state still blocks: incomplete states always
--- do, a terminal state only when uniq_hold names it.
+-- do, a terminal state only when uniq_hold names it. Terminal times (completed_at, ...)
+-- and the next run of a retry or snooze are clock_timestamp(): the moment the attempt
+-- ended, not the start of a transaction the worker may have held since it began.
 
 -- name: insert_jobs
 -- Bulk insert, one row per array position. $1 worker text[], $2 queue text[], $3 args,
@@ -44,8 +46,9 @@ SELECT ins.id FROM ins CROSS JOIN notified ORDER BY ins.id
 -- attempts $5 (int[]) of node $3, and claim up to $2 available jobs of queue $1 for it, in
 -- priority, schedule, id order, in ONE statement (one round trip, one commit). The two
 -- UPDATEs touch disjoint rows (executing vs available). The completion is ack_completed's
--- (same fence, same shape). $6 (text[]) names paused workers whose jobs are not claimed
--- (paused triggers; usually empty, and `<> ALL('{}')` is true). $7 (int) is the queue's
+-- (same fence, same shape). $6 (text[]) names the workers whose jobs this node claims
+-- (the ones it knows, but paused ones): jobs of other workers wait, available, for a node
+-- that knows them (a rolling deploy, a removed trigger). $7 (int) is the queue's
 -- global_limit: NULL for none, else the claim takes at most that minus the jobs of the
 -- queue executing anywhere in the cluster; run it then after `lock_queue` in the same
 -- transaction, so the count and the claims of other nodes' fetchers do not interleave.
@@ -60,7 +63,7 @@ WITH a AS MATERIALIZED (
   FROM unnest($4::bigint[], $5::int[]) AS u(id, attempt)
 ), acked AS (
   UPDATE {schema}.jobs AS j
-  SET state = 'completed', completed_at = now(),
+  SET state = 'completed', completed_at = clock_timestamp(),
       uniq_key = CASE WHEN j.uniq_hold ? 'completed' THEN j.uniq_key END
   FROM a
   WHERE j.id = a.id AND j.attempt = a.attempt AND j.attempted_by = a.node
@@ -68,7 +71,7 @@ WITH a AS MATERIALIZED (
   RETURNING j.id
 ), claim AS MATERIALIZED (
   SELECT id FROM {schema}.jobs
-  WHERE state = 'available' AND queue = $1 AND worker <> ALL($6::text[])
+  WHERE state = 'available' AND queue = $1 AND worker = ANY($6::text[])
   ORDER BY priority, scheduled_at, id
   LIMIT CASE WHEN $7::int IS NULL THEN $2::int ELSE greatest(0, least($2::int, $7::int - (
     SELECT count(*) FROM {schema}.jobs WHERE state = 'executing' AND queue = $1))) END
@@ -118,7 +121,7 @@ WITH a AS MATERIALIZED (
   FROM unnest($1::bigint[], $2::int[]) AS u(id, attempt)
 )
 UPDATE {schema}.jobs AS j
-SET state = 'completed', completed_at = now(),
+SET state = 'completed', completed_at = clock_timestamp(),
     uniq_key = CASE WHEN j.uniq_hold ? 'completed' THEN j.uniq_key END
 FROM a
 WHERE j.id = a.id AND j.attempt = a.attempt AND j.attempted_by = a.node AND j.state = a.state
@@ -129,7 +132,7 @@ RETURNING j.id
 -- $2 attempt, $3 node id, $4 error entry to keep (jsonb, NULL = none: a trigger's on_error
 -- completes the job and records the final error). Returns the id when fenced in.
 UPDATE {schema}.jobs AS j
-SET state = 'completed', completed_at = now(),
+SET state = 'completed', completed_at = clock_timestamp(),
     errors = CASE WHEN $4::jsonb IS NULL THEN j.errors ELSE array_append(j.errors, $4::jsonb) END,
     uniq_key = CASE WHEN j.uniq_hold ? 'completed' THEN j.uniq_key END
 WHERE j.id = $1 AND j.state::text = 'executing' AND j.attempted_by = $3 AND j.attempt = $2
@@ -141,9 +144,9 @@ RETURNING j.id
 -- ('retryable' or 'discarded'), $6 error entry (jsonb). Returns the id when fenced in.
 UPDATE {schema}.jobs AS j
 SET state = $5::text::{schema}.job_state,
-    scheduled_at = CASE WHEN $5 = 'retryable' THEN now() + make_interval(secs => $4)
+    scheduled_at = CASE WHEN $5 = 'retryable' THEN clock_timestamp() + make_interval(secs => $4)
                         ELSE j.scheduled_at END,
-    discarded_at = CASE WHEN $5 = 'discarded' THEN now() END,
+    discarded_at = CASE WHEN $5 = 'discarded' THEN clock_timestamp() END,
     errors = array_append(j.errors, $6::jsonb),
     uniq_key = CASE WHEN $5 = 'retryable' OR j.uniq_hold ? $5 THEN j.uniq_key END
 WHERE j.id = $1 AND j.state::text = 'executing' AND j.attempted_by = $3 AND j.attempt = $2
@@ -152,7 +155,7 @@ RETURNING j.id
 -- name: ack_cancel
 -- Cancel an executing job. $1 id, $2 attempt, $3 node id, $4 error entry (jsonb: reason).
 UPDATE {schema}.jobs AS j
-SET state = 'cancelled', cancelled_at = now(),
+SET state = 'cancelled', cancelled_at = clock_timestamp(),
     errors = array_append(j.errors, $4::jsonb),
     uniq_key = CASE WHEN j.uniq_hold ? 'cancelled' THEN j.uniq_key END
 WHERE j.id = $1 AND j.state::text = 'executing' AND j.attempted_by = $3 AND j.attempt = $2
@@ -163,7 +166,7 @@ RETURNING j.id
 -- grows by one, as in Oban) and meta.snoozed counts the snoozes. $1 id, $2 attempt,
 -- $3 node id, $4 seconds (float8). The unique key stays (scheduled blocks).
 UPDATE {schema}.jobs AS j
-SET state = 'scheduled', scheduled_at = now() + make_interval(secs => $4),
+SET state = 'scheduled', scheduled_at = clock_timestamp() + make_interval(secs => $4),
     max_attempts = j.max_attempts + 1,
     meta = j.meta || jsonb_build_object('snoozed', coalesce((j.meta->>'snoozed')::int, 0) + 1)
 WHERE j.id = $1 AND j.state::text = 'executing' AND j.attempted_by = $3 AND j.attempt = $2
@@ -195,6 +198,8 @@ WHERE j.state IN ('scheduled', 'retryable') AND j.scheduled_at <= now()
 RETURNING j.queue
 
 -- name: drain_queues
--- Queues that have available jobs, optionally only among $1 (text[], NULL = all).
+-- Queues that have available jobs of the workers $2 (text[]: the ones the drain runs),
+-- optionally only among $1 (text[], NULL = all).
 SELECT DISTINCT queue FROM {schema}.jobs
 WHERE state = 'available' AND ($1::text[] IS NULL OR queue = ANY($1))
+  AND worker = ANY($2::text[])

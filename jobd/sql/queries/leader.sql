@@ -80,12 +80,13 @@ FROM expired WHERE j.id = expired.id
 
 -- name: lifeline_rescue
 -- Rescue one bounded batch of executing jobs whose node is dead (heartbeat older than the
--- cutoff) or has no node row at all: back to available, or discarded when out of attempts;
--- meta.rescued counts rescues and an error entry says why. A discarded job keeps its
--- uniq_key only when uniq_hold names 'discarded'.
--- $1 cutoff (timestamptz: heartbeats before it are dead), $2 batch size, $3 now.
+-- cutoff) or has no node row at all. A crash is not the job's failure: the job goes back
+-- to available with its attempt not counted, meta.rescued counts the rescues and an error
+-- entry says why. (The engine ends a job rescued more than engine.max_rescues times as a
+-- final failure when it next claims it: see Producer.) The unique key stays: the job is
+-- incomplete. $1 cutoff (timestamptz: heartbeats before it are dead), $2 batch size, $3 now.
 WITH orphans AS (
-  SELECT j.id FROM {schema}.jobs j
+  SELECT j.id, j.attempted_by FROM {schema}.jobs j
   WHERE j.state = 'executing'
     AND NOT EXISTS (
       SELECT 1 FROM {schema}.nodes n
@@ -96,20 +97,18 @@ WITH orphans AS (
   FOR UPDATE OF j SKIP LOCKED
 ), rescued AS (
   UPDATE {schema}.jobs j SET
-    state = CASE WHEN j.attempt >= j.max_attempts
-                 THEN 'discarded' ELSE 'available' END::{schema}.job_state,
-    discarded_at = CASE WHEN j.attempt >= j.max_attempts THEN $3 ELSE j.discarded_at END,
-    uniq_key = CASE WHEN j.attempt >= j.max_attempts AND NOT (j.uniq_hold ? 'discarded')
-                    THEN NULL ELSE j.uniq_key END,
+    state = 'available', attempt = j.attempt - 1, scheduled_at = $3,
+    attempted_at = NULL, attempted_by = NULL,
     meta = j.meta || jsonb_build_object(
       'rescued', coalesce((j.meta ->> 'rescued')::int, 0) + 1),
     errors = array_append(j.errors, jsonb_build_object(
       'at', $3::timestamptz,
       'attempt', j.attempt,
-      'error', 'rescued: node ' || coalesce(j.attempted_by, '?') || ' stopped heartbeating',
+      'error', 'rescued: node ' || coalesce(o.attempted_by, '?') || ' stopped heartbeating',
       'kind', 'rescued'))
-  FROM orphans WHERE j.id = orphans.id
-  RETURNING j.id, j.queue, j.worker, j.attempt, j.attempted_by, j.state::text AS state
+  FROM orphans AS o WHERE j.id = o.id
+  RETURNING j.id, j.queue, j.worker, j.attempt + 1 AS attempt, o.attempted_by,
+            (j.meta ->> 'rescued')::int AS rescued
 )
 SELECT * FROM rescued
 

@@ -35,7 +35,7 @@ RETURNING id, queue
 -- own transactional work rolls back. $2 error entry (jsonb). The unique key is released
 -- unless the job's uniq_hold keeps it for cancelled jobs.
 UPDATE {schema}.jobs AS j
-SET state = 'cancelled', cancelled_at = now(),
+SET state = 'cancelled', cancelled_at = clock_timestamp(),
     errors = array_append(j.errors, $2::jsonb),
     meta = CASE WHEN j.state = 'executing'
                 THEN j.meta || '{"cancel_requested": true}'::jsonb ELSE j.meta END,

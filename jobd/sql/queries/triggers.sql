@@ -107,10 +107,29 @@ SELECT {columns}
 -- $1 worker names (text[]), $2 error entry (jsonb: the reason). Returns how many.
 WITH cancelled AS (
   UPDATE {schema}.jobs AS j
-     SET state = 'cancelled', cancelled_at = now(),
+     SET state = 'cancelled', cancelled_at = clock_timestamp(),
          errors = array_append(j.errors, $2::jsonb),
          uniq_key = CASE WHEN j.uniq_hold ? 'cancelled' THEN j.uniq_key END
    WHERE j.worker = ANY($1::text[]) AND j.state IN ('available', 'scheduled', 'retryable')
   RETURNING 1
 )
 SELECT count(*) FROM cancelled
+
+-- name: trigger_move_jobs
+-- Move the waiting jobs of workers to the queue the configuration names for them now (a
+-- reload or a rolling deploy moved a trigger to another queue; the old one may have no
+-- producer any more). Running jobs finish where they are. $1 worker names (text[]),
+-- $2 their queues (text[], same order), $3 notify channel. One row per queue that got
+-- jobs: the queue and how many.
+WITH target AS (
+  SELECT * FROM unnest($1::text[], $2::text[]) AS t(worker, queue)
+), moved AS (
+  UPDATE {schema}.jobs AS j SET queue = t.queue
+  FROM target AS t
+  WHERE j.worker = t.worker AND j.queue <> t.queue
+    AND j.state IN ('available', 'scheduled', 'retryable')
+  RETURNING j.queue
+), per_queue AS (
+  SELECT queue, count(*) AS moved FROM moved GROUP BY queue
+)
+SELECT queue, moved, pg_notify($3::text, queue) FROM per_queue

@@ -1,5 +1,6 @@
-"""Lifeline: jobs of nodes that stopped heartbeating are rescued (or discarded when out of
-attempts), live nodes' jobs are left alone, dead node rows are removed."""
+"""Lifeline: jobs of nodes that stopped heartbeating are rescued without using up their
+attempt (a crash is not the job's failure), live nodes' jobs are left alone, dead node
+rows are removed; a job rescued more than max_rescues times is a final failure."""
 
 from __future__ import annotations
 
@@ -79,22 +80,57 @@ async def test_rescues_dead_nodes_jobs_and_spares_live_ones(pool: Any) -> None:
     assert events["node.dead"]["node_id"] == "dead"
 
 
-async def test_out_of_attempts_jobs_are_discarded(pool: Any) -> None:
-    """A dead node's job on its last attempt is discarded (discarded_at set); its unique key
-    is freed unless uniq_hold names 'discarded'."""
+async def test_a_crash_does_not_use_up_the_last_attempt(pool: Any) -> None:
+    """A dead node's job on its last attempt (the default max_attempts: 1) goes back to
+    available with its attempt not counted and its unique key kept: the next claim runs
+    it as the same attempt."""
     await add_node(pool, "dead", beat_age_s=10)
     last = await add_job(pool, "dead", attempt=3, max_attempts=3, uniq_key="a")
-    held = await add_job(
-        pool, "dead", attempt=1, max_attempts=1, uniq_key="b", hold={"discarded": None}
-    )
+    only = await add_job(pool, "dead", attempt=1, max_attempts=1, uniq_key="b")
     now = await pool.fetchval("SELECT now()")
     async with pool.acquire() as conn:
         assert await lifeline_once(conn, CONFIG, now) == 2
-    for job_id, key in ((last, None), (held, "b")):
+    for job_id, key, attempt in ((last, "a", 2), (only, "b", 0)):
         row = await job(pool, job_id)
-        assert row["st"] == "discarded" and row["discarded_at"] is not None
-        assert row["uniq_key"] == key
-        assert row["meta"]["rescued"] == 1
+        assert row["st"] == "available" and row["discarded_at"] is None
+        assert row["uniq_key"] == key and row["attempt"] == attempt
+        assert row["meta"]["rescued"] == 1 and row["attempted_by"] is None
+
+
+async def test_rescued_too_often_is_a_final_failure(pool: Any) -> None:
+    """A job rescued more than max_rescues times is not run again: the producer that claims
+    it ends it as a final failure (discarded with a `rescued` error when its worker has no
+    final-failure handler; the handler runs when it has one: a trigger's on_error)."""
+    from jobd.engine.context import JobContext
+    from jobd.engine.drain import drain
+    from jobd.engine.jobs import Job
+    from jobd.engine.registry import WorkerRegistry
+
+    ran: list[str] = []
+
+    async def work(job: Job, ctx: JobContext) -> None:
+        ran.append("work")
+
+    async def final(job: Job, ctx: JobContext, exc: BaseException) -> None:
+        ran.append(f"final: {exc}")
+        async with ctx.pool.acquire() as conn:
+            await ctx.complete_in(conn, {"error": str(exc), "kind": "rescued"})
+
+    registry = WorkerRegistry()
+    registry.register("w", work)
+    registry.register("h", work, final_failure=final)
+    plain = await add_job(pool, None, state="available", attempt=0)
+    handled = await add_job(pool, None, state="available", attempt=0)
+    await pool.execute("UPDATE jobd.jobs SET meta = jsonb_build_object('rescued', 4)")
+    await pool.execute("UPDATE jobd.jobs SET worker = 'h' WHERE id = $1", handled)
+    counts = await drain(pool, registry, max_rescues=3)
+    assert counts["discarded"] == 1 and counts["completed"] == 1
+    assert ran == [
+        "final: the job's node died while running it 4 times (more than engine.max_rescues = 3)"
+    ]
+    row = await job(pool, plain)
+    assert row["st"] == "discarded" and row["errors"][-1]["kind"] == "rescued"
+    assert (await job(pool, handled))["st"] == "completed"
 
 
 async def test_jobs_of_unknown_nodes_are_rescued_and_counted(pool: Any) -> None:

@@ -5,6 +5,7 @@ the fence, and the backoff formulas."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from jobd.engine import backoff
@@ -111,9 +112,10 @@ async def test_a_database_outage_does_not_use_up_an_attempt(
     pool: Any, registry: WorkerRegistry
 ) -> None:
     """Proves a worker failing on a database outage (the server restarting under it) is
-    snoozed, not failed: its only attempt is kept for a re-run. A job that meets such
-    errors more than TRANSIENT_RETRIES times fails as usual, and a worker's own network
-    error (a plain OSError) is an ordinary failure."""
+    snoozed, not failed, however often it happened before: its only attempt is kept for a
+    re-run, later each time. A conflict (deadlock) is snoozed the same way at most
+    TRANSIENT_RETRIES times in a job's life, then fails as usual, and a worker's own
+    network error (a plain OSError) is an ordinary failure."""
     import asyncpg
 
     from jobd.engine.producer import TRANSIENT_RETRIES
@@ -121,34 +123,44 @@ async def test_a_database_outage_does_not_use_up_an_attempt(
     async def restart(job: Job, ctx: JobContext) -> None:
         raise asyncpg.AdminShutdownError("terminating connection due to administrator command")
 
+    async def deadlock(job: Job, ctx: JobContext) -> None:
+        raise asyncpg.DeadlockDetectedError("deadlock detected")
+
     async def network(job: Job, ctx: JobContext) -> None:
         raise ConnectionRefusedError("the partner's API is down")
 
     registry.register("restart", restart)
+    registry.register("deadlock", deadlock)
     registry.register("network", network)
-    outage, worn, own = await _insert(
+    outage, long_outage, worn, own = await _insert(
         pool,
         JobSpec("restart", max_attempts=1),
         JobSpec("restart", max_attempts=1),
+        JobSpec("deadlock", max_attempts=1),
         JobSpec("network", max_attempts=1),
     )
     await pool.execute(
-        "UPDATE jobd.jobs SET meta = jsonb_build_object('snoozed', $2::int) WHERE id = $1",
-        worn,
+        "UPDATE jobd.jobs SET meta = jsonb_build_object('snoozed', $2::int)"
+        " WHERE id = ANY($1::bigint[])",
+        [long_outage, worn],
         TRANSIENT_RETRIES,
     )
     counts = await drain(pool, registry)
-    assert counts["snoozed"] == 1 and counts["discarded"] == 2
+    assert counts["snoozed"] == 2 and counts["discarded"] == 2
     row = await _row(pool, outage)
     assert row["state"] == "scheduled" and row["max_attempts"] == 2
     assert row["meta"]["snoozed"] == 1 and row["errors"] == []
+    again = await _row(pool, long_outage)
+    assert again["state"] == "scheduled" and again["meta"]["snoozed"] == TRANSIENT_RETRIES + 1
+    assert again["scheduled_at"] - row["scheduled_at"] > timedelta(seconds=30)  # backs off
     assert (await _row(pool, worn))["state"] == "discarded"
     assert (await _row(pool, own))["state"] == "discarded"
 
 
 async def test_cancel_discard_and_unknown_worker(pool: Any, registry: WorkerRegistry) -> None:
     """Proves Cancel ends the job cancelled with its reason, Discard ends it discarded at
-    once despite attempts left, and an unregistered worker is discarded with a clear error."""
+    once despite attempts left, and the job of a worker this node does not know is not
+    claimed: it waits, available and untouched, for a node that knows its worker."""
 
     async def cancel(job: Job, ctx: JobContext) -> None:
         raise Cancel("not needed")
@@ -162,14 +174,12 @@ async def test_cancel_discard_and_unknown_worker(pool: Any, registry: WorkerRegi
         pool, JobSpec("cancel"), JobSpec("discard", max_attempts=9), JobSpec("nobody")
     )
     counts = await drain(pool, registry)
-    assert counts["cancelled"] == 1 and counts["discarded"] == 2
+    assert counts["cancelled"] == 1 and counts["discarded"] == 1
     crow, drow, urow = [await _row(pool, i) for i in (c, d, u)]
     assert crow["state"] == "cancelled" and crow["cancelled_at"] is not None
     assert crow["errors"][0]["error"] == "not needed"
     assert drow["state"] == "discarded" and drow["attempt"] == 1
-    assert urow["state"] == "discarded"
-    assert urow["errors"][0]["kind"] == "unknown_worker"
-    assert "'nobody'" in urow["errors"][0]["error"]
+    assert urow["state"] == "available" and urow["attempt"] == 0 and urow["errors"] == []
 
 
 async def test_snooze_does_not_use_up_an_attempt(pool: Any, registry: WorkerRegistry) -> None:

@@ -34,13 +34,13 @@ resources:
       live: {action: work, scheduler_cron: "*/5 * * * *", scheduler_queue: scans,
              scheduler_priority: 4, max_scheduler_attempts: 2}
       manual: {action: work, scheduler_cron: false}
-      resting: {action: work, state: paused}
+      resting: {action: work, state: paused, queue: q}
       gone: {action: work, state: deleted}
     scheduled_actions:
       nightly: {action: work, cron: "30 0 2 * * *", timezone: Europe/Berlin, overlap: allow,
                 catch_up: all, catch_up_window: 2h, action_input: {period: day}}
       off: {action: work, cron: "@hourly", state: paused}
-queues: {scans: 1}
+queues: {scans: 1, q: 10}
 """
 
 
