@@ -49,9 +49,11 @@ class ActionServices:
 
 
 def build_action(
-    resource: model.Resource, action: model.Action, services: ActionServices
+    resource: model.Resource, action: model.Action, services: ActionServices, *, jobs: int = 10
 ) -> Action:
-    """The runnable action for `action` of `resource`; raises JobdError when it cannot be."""
+    """The runnable action for `action` of `resource`; raises JobdError when it cannot be.
+    `jobs`: how many of its calls may run at once (a synchronous python action gets as
+    many threads)."""
     if action.kind == "update" and action.update is not None:
         from jobd.actions.update import UpdateAction
 
@@ -59,7 +61,7 @@ def build_action(
     if action.kind == "python" and action.python is not None:
         from jobd.actions.python import PythonAction
 
-        return PythonAction(action.name, action.python)
+        return PythonAction(action.name, action.python, threads=jobs)
     if action.kind == "http" and action.http is not None:
         from jobd.actions.http import HttpCallAction
 
@@ -73,11 +75,33 @@ class Actions:
     """Every action of a configuration, built once: `actions.get(resource, name)`."""
 
     def __init__(self, spec: model.Spec, services: ActionServices) -> None:
+        jobs = _concurrency(spec)
         self._built = {
-            (resource.name, name): build_action(resource, action, services)
+            (resource.name, name): build_action(
+                resource, action, services, jobs=max(1, jobs.get((resource.name, name), 1))
+            )
             for resource in spec.resources.values()
             for name, action in resource.actions.items()
         }
 
     def get(self, resource: model.Resource, name: str) -> Action:
         return self._built[(resource.name, name)]
+
+
+def _concurrency(spec: model.Spec) -> dict[tuple[str, str], int]:
+    """How many calls of each action may run at once on a node: the limits of the queues
+    whose jobs call it (as action, on_success or on_error), summed over its users."""
+    limits: dict[tuple[str, str], int] = {}
+
+    def add(resource: str, action: str | None, queue: str) -> None:
+        if action is not None:
+            key = (resource, action)
+            limits[key] = limits.get(key, 0) + spec.queues[queue].limit
+
+    for resource in spec.resources.values():
+        for t in resource.triggers.values():
+            for action in {t.action, t.on_success, t.on_error}:
+                add(resource.name, action, t.queue)
+        for s in resource.scheduled_actions.values():
+            add(resource.name, s.action, s.queue)
+    return limits

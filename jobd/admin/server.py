@@ -8,7 +8,9 @@ Endpoints (docs/http-api.md): `GET /healthz`, `GET /readyz`, `GET /metrics` (ope
 `/api/` (Bearer token): triggers and schedules run, jobs list/show/retry/cancel, queues
 list/pause/resume/scale, status. Without a token the API is served on loopback listeners
 only: `start()` refuses any other address. Every error is a JSON body
-`{"error": ..., "hint": ...}` with a 4xx (or 503) status; never a traceback.
+`{"error": ..., "hint": ...}` with a 4xx (or 503) status; never a traceback. The listener
+is bounded (connections, request-head and request deadlines, keep-alive): see
+`jobd.admin.bounds`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
+from jobd.admin.bounds import BoundedRunner, request_timeout
 from jobd.admin.handlers import routes
 from jobd.admin.plumbing import (
     DEPS_KEY,
@@ -39,7 +42,8 @@ def build_app(
     deps: AdminDeps, *, token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES
 ) -> web.Application:
     app = web.Application(
-        client_max_size=max_body_bytes, middlewares=[errors_middleware, auth_middleware(token)]
+        client_max_size=max_body_bytes,
+        middlewares=[request_timeout, errors_middleware, auth_middleware(token)],
     )
     app[DEPS_KEY] = deps
     app[MAX_BODY_KEY] = max_body_bytes
@@ -62,7 +66,7 @@ class AdminServer:
         self.token = token or None
         self.deps = deps
         self.app = build_app(deps, token=self.token, max_body_bytes=max_body_bytes)
-        self._runner: web.AppRunner | None = None
+        self._runner: BoundedRunner | None = None
 
     async def start(self) -> None:
         """Listen; refuses a non-loopback address without a token (JobdError)."""
@@ -72,7 +76,7 @@ class AdminServer:
                 "admin.token is not set: set admin.token "
                 "(e.g. admin: {token: ${JOBD_ADMIN_TOKEN}}) or listen on 127.0.0.1"
             )
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        runner = BoundedRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:

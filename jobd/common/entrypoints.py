@@ -3,7 +3,8 @@
 Actions, actor persisters and tenant lists all name user code this way; they import it
 with `load_entrypoint` (a clear `EntrypointError` naming the entrypoint, never a bare
 ImportError) and call it with `call_maybe_async`, which awaits an async callable on the
-loop and runs a plain function in a worker thread so it cannot block the loop.
+loop and runs a plain function in a worker thread (jobd.common.threads) so it cannot block
+the loop, and which turns whatever the code raises into an exception the caller handles.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
+from jobd.common.threads import DaemonThreads
 from jobd.errors import JobdError
 
 
@@ -63,18 +65,43 @@ def is_async_callable(fn: Any) -> bool:
     )
 
 
+class UserCodeExit(JobdError):
+    """User code raised a BaseException that is not an error (SystemExit,
+    KeyboardInterrupt, GeneratorExit or a subclass of BaseException): a failed call, not
+    a reason for the daemon to stop."""
+
+
+# Threads for synchronous user code outside actions (persisters, tenant lists); actions
+# have pools of their own (jobd.actions.python).
+SHARED_THREADS = DaemonThreads(16, "jobd-user-code")
+
+
 async def call_maybe_async(
     fn: Callable[..., Any], *args: Any, executor: Executor | None = None
 ) -> Any:
-    """Await `fn(*args)` when async, else run it in a thread (of `executor`, default the
-    loop's); await what it returns if that is awaitable (a sync function handing back a
-    coroutine)."""
-    if is_async_callable(fn):
-        result = await fn(*args)
-    elif executor is None:
-        result = await asyncio.to_thread(fn, *args)
-    else:
-        result = await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-    if inspect.isawaitable(result):
-        result = await result
+    """Await `fn(*args)` when async, else run it in a thread (of `executor`, default
+    `SHARED_THREADS`); await what it returns if that is awaitable (a sync function handing
+    back a coroutine).
+
+    Every exception the user's code raises reaches the caller as an exception: a
+    `BaseException` that is not an `Exception` (SystemExit in a handler, a custom
+    BaseException) becomes `UserCodeExit`, because asyncio would otherwise let it stop the
+    whole event loop. The engine's own cancellation passes through unchanged."""
+    try:
+        if is_async_callable(fn):
+            result = await fn(*args)
+        else:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(executor or SHARED_THREADS, fn, *args)
+        if inspect.isawaitable(result):
+            result = await result
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        raise UserCodeExit(f"{type(exc).__name__} raised by {_named(fn)}: {exc}") from exc
     return result
+
+
+def _named(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", None) or "?"
+    return f"{module}:{getattr(fn, '__qualname__', type(fn).__name__)}"

@@ -268,3 +268,28 @@ BEGIN
   RETURN {schema}._insert_job(reg.job - 'args', args);
 END
 $$;
+
+-- Keep a job's unique key when an ack or the sweep releases it (uniq_key set to NULL),
+-- in meta.uniq_key: `jobs retry` gives it back, so a retried job blocks its row again (and
+-- is refused while another job holds the key).
+CREATE OR REPLACE FUNCTION {schema}._keep_released_key() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
+BEGIN
+  NEW.meta := NEW.meta || jsonb_build_object('uniq_key', OLD.uniq_key);
+  RETURN NEW;
+END
+$$;
+
+-- Its trigger, created once (a trigger is not replaced on every migrate: creating one
+-- locks the jobs table). WHEN keeps it off the hot path of jobs without a key.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                  WHERE tgname = 'jobs_keep_released_key'
+                    AND tgrelid = '{schema}.jobs'::regclass) THEN
+    CREATE TRIGGER jobs_keep_released_key BEFORE UPDATE OF uniq_key ON {schema}.jobs
+      FOR EACH ROW WHEN (OLD.uniq_key IS NOT NULL AND NEW.uniq_key IS NULL)
+      EXECUTE FUNCTION {schema}._keep_released_key();
+  END IF;
+END
+$$;

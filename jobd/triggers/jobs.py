@@ -38,9 +38,13 @@ def tenant_mode(resource: Resource, trigger: Trigger | None) -> TenantMode:
 
 
 def worker_hold(trigger: Trigger) -> dict[str, float | None]:
-    """Terminal states that keep blocking a row's next job: a discarded job for
-    `discard_cooldown`; with `trigger_once` a completed one while it is retained."""
-    hold: dict[str, float | None] = {"discarded": trigger.discard_cooldown_s}
+    """Terminal states that keep blocking a row's next job: a discarded job, and a job
+    whose last attempt failed and whose on_error handled it (`handled`: completed with its
+    error kept), for `discard_cooldown`, so that a row the failure did not change rests
+    instead of being sent again at every scan; with `trigger_once` a completed one while
+    it is retained."""
+    cooldown = trigger.discard_cooldown_s
+    hold: dict[str, float | None] = {"discarded": cooldown, "handled": cooldown}
     if trigger.trigger_once:
         hold["completed"] = None
     return hold

@@ -9,12 +9,11 @@ only ever bind parameters, so any non-empty string (an org id such as "42") is a
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import structlog
 
-from jobd.common.entrypoints import EntrypointError, load_callable
+from jobd.common.entrypoints import EntrypointError, call_maybe_async, load_callable
 from jobd.errors import JobdError
 from jobd.model import TenantSource
 from jobd.sql.driver import Connection
@@ -44,9 +43,7 @@ async def _raw_names(source: TenantSource, conn: Connection) -> list[Any]:
         function = load_callable(source.entrypoint or "", context=" (list_tenants)")
     except EntrypointError as exc:
         raise TenantSourceError(str(exc)) from exc
-    result = function()
-    if inspect.isawaitable(result):
-        result = await result
+    result = await call_maybe_async(function)
     if isinstance(result, str) or not hasattr(result, "__iter__"):
         raise TenantSourceError(
             f"list_tenants: {source.entrypoint!r} must return a list of names, "

@@ -18,6 +18,7 @@ from jobd.engine.cron import (
 )
 from jobd.engine.jobs import JobSpec
 
+T_UP = datetime(2024, 1, 1, 11, 59, 30, tzinfo=UTC)  # the cluster came up
 BERLIN = "Europe/Berlin"
 
 
@@ -73,16 +74,18 @@ def test_fall_back_runs_a_repeated_time_once_but_hourly_twice() -> None:
 
 
 def test_on_time_ticks_run_whatever_catch_up_says() -> None:
-    """A tick younger than the grace runs with catch_up none; the ledger moves to it."""
+    """A tick after the cluster came up runs with catch_up none; the ledger moves to it."""
     plan = plan_ticks(
-        entry(), last=utc(2024, 1, 1, 11, 59), now=utc(2024, 1, 1, 12, 0, 5), grace_s=30
+        entry(), last=utc(2024, 1, 1, 11, 59), now=utc(2024, 1, 1, 12, 0, 5), up_since=T_UP
     )
     assert plan.run == [utc(2024, 1, 1, 12)] and plan.advance_to == utc(2024, 1, 1, 12)
 
 
 def test_nothing_due_leaves_the_ledger_alone() -> None:
     """No tick after the ledger: nothing runs, advance_to is None."""
-    plan = plan_ticks(entry(), last=utc(2024, 1, 1, 12), now=utc(2024, 1, 1, 12, 0, 50), grace_s=30)
+    plan = plan_ticks(
+        entry(), last=utc(2024, 1, 1, 12), now=utc(2024, 1, 1, 12, 0, 50), up_since=T_UP
+    )
     assert plan.run == [] and plan.advance_to is None
 
 
@@ -91,13 +94,18 @@ def test_nothing_due_leaves_the_ledger_alone() -> None:
     [("none", []), ("latest", [60]), ("all", list(range(51, 61)))],
 )
 def test_catch_up_after_downtime(catch_up: str, expected_minutes: list[int]) -> None:
-    """After an hour down (ledger at 11:00, now 12:00:45, every minute, grace 30 s, window
-    10 min): none runs nothing, latest runs 12:00 only, all runs 11:51..12:00; the ledger
-    always ends at the newest tick, 12:00."""
+    """After an hour down (ledger at 11:00, the cluster up since 12:00:15, now 12:00:45,
+    every minute, window 10 min): none runs nothing, latest runs 12:00 only, all runs
+    11:51..12:00 (the backfill, 11:51..11:59, counted as caught up); the ledger always ends
+    at the newest tick, 12:00, and every tick not run is listed as dropped."""
     e = entry(catch_up=catch_up, catch_up_window_s=600)
-    plan = plan_ticks(e, last=utc(2024, 1, 1, 11), now=utc(2024, 1, 1, 12, 0, 45), grace_s=30)
+    up = utc(2024, 1, 1, 12, 0, 15)
+    plan = plan_ticks(e, last=utc(2024, 1, 1, 11), now=utc(2024, 1, 1, 12, 0, 45), up_since=up)
     assert plan.run == [utc(2024, 1, 1, 11) + timedelta(minutes=m) for m in expected_minutes]
     assert plan.advance_to == utc(2024, 1, 1, 12)
+    ran = set(plan.run)
+    assert len(plan.dropped) == 60 - len(ran)
+    assert not ran & set(plan.dropped)
 
 
 def test_catch_up_all_is_bounded_per_step() -> None:
@@ -105,10 +113,10 @@ def test_catch_up_all_is_bounded_per_step() -> None:
     ledger only to the last of them; the next step continues."""
     e = entry(catch_up="all", catch_up_window_s=3600)
     now = utc(2024, 1, 1, 12, 0, 45)
-    first = plan_ticks(e, last=utc(2024, 1, 1, 11), now=now, grace_s=30, limit=3)
+    first = plan_ticks(e, last=utc(2024, 1, 1, 11), now=now, up_since=T_UP, limit=3)
     assert first.run == [utc(2024, 1, 1, 11, m) for m in (1, 2, 3)]
     assert first.advance_to == utc(2024, 1, 1, 11, 3)
-    rest = plan_ticks(e, last=first.advance_to, now=now, grace_s=30, limit=100)
+    rest = plan_ticks(e, last=first.advance_to, now=now, up_since=T_UP, limit=100)
     assert rest.run[0] == utc(2024, 1, 1, 11, 4) and rest.run[-1] == utc(2024, 1, 1, 12)
 
 
@@ -147,3 +155,28 @@ def test_nicknames_are_accepted() -> None:
         utc(2024, 1, 1, 1),
         utc(2024, 1, 1, 2),
     ]
+
+
+def test_a_failover_loses_no_tick_however_long_ago() -> None:
+    """While the cluster was up (a node has run since 10:00) a tick is on time however
+    long ago it was: a leader gap of 20 minutes runs every tick of it with catch_up none,
+    and drops nothing."""
+    plan = plan_ticks(
+        entry(),
+        last=utc(2024, 1, 1, 11, 40),
+        now=utc(2024, 1, 1, 12, 0, 5),
+        up_since=utc(2024, 1, 1, 10),
+    )
+    assert plan.run == [utc(2024, 1, 1, 11, 40) + timedelta(minutes=m) for m in range(1, 21)]
+    assert plan.caught_up == 0 and plan.dropped == []
+
+
+def test_catch_up_ticks_of_a_skip_entry_are_keyed_by_tick() -> None:
+    """With overlap skip, a backfilled missed tick gets the key cron:<name>:<tick> (each one
+    runs once, even while another run is incomplete) and meta.cron_catch_up; an on-time
+    tick keeps the shared key cron:<name>."""
+    e = CronEntry(name="n", expression="* * * * *", job=JobSpec(worker="w"))
+    backfill = tick_spec(e, utc(2024, 1, 1, 11), catch_up=True)
+    assert backfill.uniq_key == "cron:n:2024-01-01T11:00:00+00:00"
+    assert backfill.meta["cron_catch_up"] is True
+    assert tick_spec(e, utc(2024, 1, 1, 12)).uniq_key == "cron:n"

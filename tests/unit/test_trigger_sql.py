@@ -86,12 +86,13 @@ def test_reread_sql_locks_only_with_lock_for_update() -> None:
 
 def test_keys_and_holds() -> None:
     """The tenant is part of the key only for the schema strategy; holds follow
-    trigger_once and discard_cooldown."""
+    trigger_once and discard_cooldown (a discarded job, and one whose failure on_error
+    handled, rest the row for the cooldown)."""
     trigger = ORDERS.triggers["sorted"]
     assert key_prefix(trigger, "acme", "schema") == "orders.sorted:acme:"
     assert key_prefix(trigger, "acme", "attribute") == "orders.sorted::"
-    assert worker_hold(trigger) == {"discarded": 300.0, "completed": None}
-    assert worker_hold(ORDERS.triggers["process"]) == {"discarded": 3600.0}
+    assert worker_hold(trigger) == {"discarded": 300.0, "handled": 300.0, "completed": None}
+    assert worker_hold(ORDERS.triggers["process"]) == {"discarded": 3600.0, "handled": 3600.0}
 
 
 def test_cron_entries_default_every_minute() -> None:

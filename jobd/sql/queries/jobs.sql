@@ -129,12 +129,16 @@ RETURNING j.id
 
 -- name: ack_completed_one
 -- Complete one job (JobContext.complete_in, in the worker's transaction). $1 id,
--- $2 attempt, $3 node id, $4 error entry to keep (jsonb, NULL = none: a trigger's on_error
--- completes the job and records the final error). Returns the id when fenced in.
+-- $2 attempt, $3 node id, $4 error entry to keep (jsonb, NULL = none). With an error the
+-- job is `handled`: its last attempt failed and a follow-up (a trigger's on_error)
+-- handled it; meta.handled says so, and the unique key is held as uniq_hold's `handled`
+-- says (the row rests), not as `completed`. Returns the id when fenced in.
 UPDATE {schema}.jobs AS j
 SET state = 'completed', completed_at = clock_timestamp(),
     errors = CASE WHEN $4::jsonb IS NULL THEN j.errors ELSE array_append(j.errors, $4::jsonb) END,
-    uniq_key = CASE WHEN j.uniq_hold ? 'completed' THEN j.uniq_key END
+    meta = CASE WHEN $4::jsonb IS NULL THEN j.meta ELSE j.meta || '{"handled": true}' END,
+    uniq_key = CASE WHEN j.uniq_hold ? (CASE WHEN $4::jsonb IS NULL THEN 'completed'
+                                             ELSE 'handled' END) THEN j.uniq_key END
 WHERE j.id = $1 AND j.state::text = 'executing' AND j.attempted_by = $3 AND j.attempt = $2
 RETURNING j.id
 

@@ -63,17 +63,22 @@ WITH due AS (
 SELECT queue, staged, pg_notify($3, queue) FROM per_queue
 
 -- name: uniq_hold_sweep
--- Clear uniq_key on terminal jobs whose hold (seconds, in uniq_hold under the job's state)
--- has passed, so the key can be used again. $1 now (timestamptz), $2 batch size.
+-- Clear uniq_key on terminal jobs whose hold (seconds, in uniq_hold under the job's state,
+-- or under `handled` for a completed job whose failure on_error handled) has passed, so the
+-- key can be used again. $1 now (timestamptz), $2 batch size.
 WITH expired AS (
-  SELECT id FROM {schema}.jobs
-  WHERE uniq_key IS NOT NULL
-    AND state IN ('completed', 'cancelled', 'discarded')
-    AND jsonb_typeof(uniq_hold -> state::text) = 'number'
-    AND coalesce(completed_at, cancelled_at, discarded_at)
-        + make_interval(secs => (uniq_hold ->> state::text)::float8) <= $1
+  SELECT j.id FROM {schema}.jobs AS j
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN j.state = 'completed' AND j.meta ? 'handled' THEN 'handled'
+                ELSE j.state::text END AS held_as
+  ) AS h
+  WHERE j.uniq_key IS NOT NULL
+    AND j.state IN ('completed', 'cancelled', 'discarded')
+    AND jsonb_typeof(j.uniq_hold -> h.held_as) = 'number'
+    AND coalesce(j.completed_at, j.cancelled_at, j.discarded_at)
+        + make_interval(secs => (j.uniq_hold ->> h.held_as)::float8) <= $1
   LIMIT $2
-  FOR UPDATE SKIP LOCKED
+  FOR UPDATE OF j SKIP LOCKED
 )
 UPDATE {schema}.jobs j SET uniq_key = NULL
 FROM expired WHERE j.id = expired.id
@@ -132,6 +137,12 @@ WHERE id IN (
     AND coalesce(completed_at, cancelled_at, discarded_at) < $2
   LIMIT $3
 )
+
+-- name: cron_cluster_up_since
+-- Since when the cluster has been running: the start of its oldest live node (NULL: no
+-- live node row). A cron tick after it is on time, one before it was missed while no
+-- daemon ran. $1 cutoff (timestamptz: heartbeats before it are dead).
+SELECT min(started_at) FROM {schema}.nodes WHERE heartbeat_at >= $1
 
 -- name: cron_ledger_init
 -- First sight of a cron entry: its ledger starts at now (no past ticks run).
