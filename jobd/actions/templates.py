@@ -1,12 +1,7 @@
-"""Templates of HTTP actions: `{record.x}`, `{tenant}`, `{actor.x}`, `{input.x}`, `{job.id}`.
+"""Rendering HTTP action templates: `{record.x}`, `{tenant}`, `{actor.x}`, `{input.x}`, ...
 
-Placeholders (in URLs, header values and string values of a `body` mapping):
-- `{record.<column>}`, `{primary_key.<column>}`, `{actor.<field>}`, `{input.<key>}`;
-  deeper paths walk into JSON values (`{record.payload.customer}`);
-- `{job.id}`, `{job.attempt}`, `{job.max_attempts}`, `{job.queue}`, `{job.priority}`,
-  `{job.inserted_at}`;
-- `{tenant}`, `{resource}`, `{trigger}`, `{schedule}`, `{action}`.
-`{{` and `}}` stand for literal braces.
+What a placeholder may name, and the parsing, are `jobd.config.placeholders` (the same
+grammar `jobd check` applies); this module fills them for one job.
 
 Rendering: in a URL every value is percent-encoded with `quote(value, safe="")`, so a key
 of `../admin?x=1` stays inside its path segment (`..%2Fadmin%3Fx%3D1`); the template's own
@@ -20,22 +15,24 @@ values. Values become text as JSON would spell them: `true`, `12.5`, ISO dates.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 from jobd.common.jsontext import json_text
+from jobd.config.placeholders import Placeholder, check_body, check_template, parse
 from jobd.errors import JobdError
 
-PATH_ROOTS = frozenset({"record", "primary_key", "actor", "input"})
-JOB_FIELDS = frozenset({"id", "attempt", "max_attempts", "queue", "priority", "inserted_at"})
-NAMES = frozenset({"tenant", "resource", "trigger", "schedule", "action"})
-HELP = "{record.x}, {primary_key.x}, {actor.x}, {input.x}, {job.id}, {tenant}"
-
-_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+__all__ = [
+    "TemplateError",
+    "check_body",
+    "check_template",
+    "render_body",
+    "render_header",
+    "render_text",
+    "render_url",
+]
 
 
 class TemplateError(JobdError):
@@ -43,66 +40,6 @@ class TemplateError(JobdError):
     for a job (a placeholder without a value)."""
 
     exit_code = 2
-
-
-@dataclass(frozen=True)
-class Placeholder:
-    text: str  # as written between the braces
-    path: tuple[str, ...]
-
-
-Part = str | Placeholder
-
-
-def parse(text: str) -> tuple[list[Part], list[str]]:
-    """The literal and placeholder parts of `text`, and every problem found."""
-    parts: list[Part] = []
-    problems: list[str] = []
-    last = 0
-    for match in _TOKEN.finditer(text):
-        parts.append(text[last : match.start()])
-        last = match.end()
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            parts.append(token[0])
-        elif token in ("{", "}"):
-            where = match.start() + 1
-            problems.append(f"unbalanced {token!r} at character {where} (use {token * 2})")
-        else:
-            name = match.group(1).strip()
-            problem = _check_name(name)
-            if problem:
-                problems.append(problem)
-            parts.append(Placeholder(name, tuple(name.split("."))))
-    parts.append(text[last:])
-    return [p for p in parts if p != ""], problems
-
-
-def _check_name(name: str) -> str | None:
-    root, _, rest = name.partition(".")
-    if root in PATH_ROOTS and rest and all(rest.split(".")):
-        return None
-    if root == "job" and rest in JOB_FIELDS:
-        return None
-    if name in NAMES:
-        return None
-    return f"unknown placeholder {{{name}}}: use {HELP}"
-
-
-def check_template(text: str) -> list[str]:
-    """Problems with a template (unknown placeholders, stray braces); [] when fine."""
-    return parse(text)[1]
-
-
-def check_body(template: Any) -> list[str]:
-    """Problems in every string of a body template mapping."""
-    if isinstance(template, str):
-        return check_template(template)
-    if isinstance(template, Mapping):
-        return [p for v in template.values() for p in check_body(v)]
-    if isinstance(template, list | tuple):
-        return [p for v in template for p in check_body(v)]
-    return []
 
 
 def lookup(values: Mapping[str, Any], placeholder: Placeholder) -> Any:

@@ -2,6 +2,8 @@
 
     spec = load_config("jobd.yaml")            # raises ConfigError listing every problem
     spec = load_config_text(text, "t.yaml", env={"DATABASE_URL": "..."})
+    spec, locate = load_located("jobd.yaml")   # and where each key was written, for
+    raise ConfigError(locate(findings))         # problems found later (jobd check --db)
 
 Each stage reports every problem it finds at file:line:column with the key path; a later
 stage only looks at the parts an earlier one accepted, so one mistake gives one message.
@@ -10,25 +12,51 @@ stage only looks at the parts an earlier one accepted, so one mistake gives one 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from jobd.config import build
 from jobd.config.checks import check_resource
+from jobd.config.listen import listen_problem
 from jobd.config.resources import build_resource
-from jobd.config.semantic import Findings, check_persister, check_tenants
+from jobd.config.semantic import Findings, check_database_url, check_persister, check_tenants
 from jobd.config.validate import schema_problems
 from jobd.config.yamlload import Document, KeyPath, format_path, load_document
 from jobd.errors import ConfigError, Problem
-from jobd.model import Queue, Resource, Spec
+from jobd.model import Admin, Queue, Resource, Spec
 
-__all__ = ["load_config", "load_config_text"]
+__all__ = ["Locator", "load_config", "load_config_text", "load_located"]
+
+
+class Locator:
+    """Turns findings about a loaded file, `(key path, at the key?, message)`, into
+    Problems at the file:line:column where each key (or its value) was written."""
+
+    def __init__(self, filename: str, doc: Document) -> None:
+        self.filename, self.doc = filename, doc
+
+    def __call__(self, findings: Iterable[tuple[KeyPath, bool, str]]) -> list[Problem]:
+        problems = [
+            Problem(
+                self.filename,
+                *self.doc.position(path, prefer_key=at_key),
+                format_path(path),
+                message,
+            )
+            for path, at_key, message in findings
+        ]
+        return sorted(problems, key=lambda p: (p.line, p.column))
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Spec:
     """Read and validate the file at `path`; env defaults to `os.environ`."""
+    return load_located(path, env)[0]
+
+
+def load_located(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[Spec, Locator]:
+    """`load_config`, and a `Locator` for findings about the file made afterwards."""
     filename = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -44,7 +72,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Spec:
         line = raw[: exc.start].count(b"\n") + 1
         problem = Problem(filename, line, 1, "", f"not UTF-8 text (byte {exc.start})")
         raise ConfigError([problem]) from None
-    return load_config_text(text, filename, env)
+    return _load(text, filename, env)
 
 
 def _fail(filename: str, message: str) -> ConfigError:
@@ -55,6 +83,10 @@ def load_config_text(
     text: str, filename: str = "<string>", env: Mapping[str, str] | None = None
 ) -> Spec:
     """Validate configuration text; `filename` only labels the messages."""
+    return _load(text, filename, env)[0]
+
+
+def _load(text: str, filename: str, env: Mapping[str, str] | None) -> tuple[Spec, Locator]:
     doc, problems = load_document(text, filename, os.environ if env is None else env)
     if doc is None:
         raise ConfigError(problems)
@@ -62,13 +94,11 @@ def load_config_text(
     already = {p.path for p in problems}  # a failed ${VAR} already said what is wrong there
     problems += [p for p in found_by_schema if p.path not in already]
     spec, findings = _build_and_check(doc, broken | {_parse_path(p) for p in already})
-    problems += [
-        Problem(filename, *doc.position(path, prefer_key=at_key), format_path(path), message)
-        for path, at_key, message in findings
-    ]
+    locate = Locator(filename, doc)
+    problems += locate(findings)
     if problems or spec is None:
         raise ConfigError(sorted(problems, key=lambda p: (p.line, p.column)))
-    return spec
+    return spec, locate
 
 
 def _parse_path(text: str) -> KeyPath:
@@ -97,10 +127,11 @@ def _build_and_check(doc: Document, broken: set[KeyPath]) -> tuple[Spec | None, 
     tenants = build.build_tenants(parts.get("list_tenants"))
     persister = build.build_persister(parts.get("actor_persister"))
     check_tenants(found, ("list_tenants",), tenants)
+    check_database_url(found, (parts.get("database") or {}).get("url"))
     check_persister(found, ("actor_persister",), persister)
     log = build.build_log(parts.get("log") or {})
     admin = build.build_admin(parts.get("admin") or {})
-    _check_listen(found, admin.listen)
+    _check_listen(found, admin)
     declared = None
     if parts.clean("queues"):
         declared = {k: build.build_queue(k, v) for k, v in (parts.get("queues") or {}).items()}
@@ -150,11 +181,10 @@ def _usable_part(parts: _Parts, name: str, raw: Any) -> dict[str, Any] | None:
     return usable
 
 
-def _check_listen(found: Findings, listen: str | None) -> None:
-    if listen is not None and ":" in listen:
-        port = int(listen.rsplit(":", 1)[1])
-        if not 0 < port <= 65535:
-            found.add(("admin", "listen"), f"port {port} is out of range (1-65535)")
+def _check_listen(found: Findings, admin: Admin) -> None:
+    problem = listen_problem(admin.listen, admin.token)
+    if problem:
+        found.add(("admin", "listen"), problem)
 
 
 def _check_worker_names(found: Findings, resources: dict[str, Resource], raw: Any) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobd.config.build import build_persister, build_tenants
+from jobd.config.placeholders import ROW_ROOTS, SCHEDULE_ROOTS, uses
 from jobd.config.semantic import (
     Findings,
     check_persister,
@@ -31,7 +32,8 @@ def check_resource(
     _check_table(found, base, resource)
     if resource.multitenancy is None and "list_tenants" in raw:
         found.add((*base, "list_tenants"), "list_tenants needs multitenancy on the resource")
-    check_tenants(found, (*base, "list_tenants"), resource.list_tenants)
+    if "list_tenants" in raw:  # an inherited list is checked where it is written
+        check_tenants(found, (*base, "list_tenants"), resource.list_tenants)
     for action in resource.actions.values():
         _check_action(found, (*base, "actions", action.name), action)
     for read in resource.reads.values():
@@ -98,6 +100,14 @@ def _check_action(found: Findings, path: KeyPath, action: Action) -> None:
                 found.expression((*path, "update", "set", column, "sql"), sql, boolean=False)
 
 
+def _placeholders(action: Action | None, roots: frozenset[str]) -> list[str]:
+    """The placeholders of an http action's templates whose first name is in `roots`."""
+    if action is None or action.http is None:
+        return []
+    templates = [action.http.url, dict(action.http.headers), action.http.body]
+    return uses(templates, roots)
+
+
 def _uses(action: Action | None, kind: str) -> bool:
     if action is None or action.update is None:
         return False
@@ -128,6 +138,14 @@ def _check_trigger(
     _check_tenancy(found, path, resource, trigger, written)
     check_persister(found, (*path, "actor_persister"), written.persister)
     _check_set_sources(found, path, resource, trigger)
+    for key in ("action", "on_success", "on_error"):
+        name = getattr(trigger, key)
+        used = _placeholders(resource.actions.get(name or ""), SCHEDULE_ROOTS)
+        if used:
+            found.add(
+                (*path, key),
+                f"action '{name}' uses {', '.join(used)}, which only a scheduled action has",
+            )
 
 
 def _check_tenancy(
@@ -191,6 +209,13 @@ def _check_schedule(
     action = resource.actions.get(schedule.action)
     if action is not None and action.kind == "update":
         found.add((*path, "action"), f"action '{schedule.action}' is an update, which needs a row")
+    used = _placeholders(action, ROW_ROOTS)
+    if used:
+        found.add(
+            (*path, "action"),
+            f"action '{schedule.action}' uses {', '.join(used)}, which a scheduled action "
+            "cannot fill: it runs for no row and no trigger",
+        )
     found.cron((*path, "cron"), schedule.cron)
     found.timezone((*path, "timezone"), schedule.timezone)
     if written.has("queue") and queues is not None:

@@ -4,6 +4,13 @@ The file ships inside the package, beside this loader (`jobd/config/jobd.schema.
 `schema/jobd.schema.json` in the repository is a symlink to it for editors. Defaults the
 model applies are read from here (`defaults`), so the schema and the model cannot drift
 apart.
+
+Two readers, one file. An editor validates the file as written, before `${VAR}` is
+replaced, so every field that takes a number, a boolean, a choice or a pattern also
+accepts a reference: `anyOf: [<the rule>, {$ref: "#/$defs/interpolated"}]`. jobd
+validates after replacing, when a `${` left in a value is text the user wrote (`$${`), not
+a reference: `validator()` and the lookups here use the schema with those alternatives
+taken out (`without_references`), so the rule itself judges, with its own messages.
 """
 
 from __future__ import annotations
@@ -30,9 +37,26 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+REFERENCE = {"$ref": "#/$defs/interpolated"}
+
+
+def without_references(node: Any) -> Any:
+    """`node` with every `anyOf: [rule, REFERENCE]` replaced by the rule itself."""
+    if isinstance(node, list):
+        return [without_references(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    alternatives = node.get("anyOf")
+    if isinstance(alternatives, list) and len(alternatives) == 2 and alternatives[1] == REFERENCE:
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        return without_references({**rest, **alternatives[0]})
+    return {key: without_references(value) for key, value in node.items()}
+
+
 @cache
 def _cached_schema() -> dict[str, Any]:
-    return schema()
+    resolved: dict[str, Any] = without_references(schema())
+    return resolved
 
 
 @cache

@@ -7,9 +7,9 @@ caller turns paths into file positions. Cross-reference messages suggest the clo
 from __future__ import annotations
 
 import difflib
-import re
+import json
 import zoneinfo
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from functools import cache
 from typing import Any
 
@@ -18,16 +18,14 @@ from pglast.parser import ParseError
 from pglast.visitors import Visitor
 
 from jobd.config.cron import check_cron
+from jobd.config.placeholders import check_template, strings
 from jobd.config.yamlload import KeyPath
 from jobd.model import ActorPersister, SortKey, TenantSource
+from jobd.sql.dsn import SCHEMES, redact, url_problem
 from jobd.sql.ident import is_identifier
 from jobd.where import check_expression
 
 Finding = tuple[KeyPath, bool, str]  # (path, locate at the key, message)
-
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_PLACEHOLDER_ROOTS = ("record", "actor", "input")
-_JOB_FIELDS = ("id", "attempt", "max_attempts", "queue", "inserted_at")
 
 
 class Findings:
@@ -97,26 +95,61 @@ def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-class _Params(Visitor):
+class _Reads(Visitor):
+    """Collects a query's parameters, and whatever in it does more than read: a
+    data-modifying statement (in a WITH clause or anywhere else) or a row lock."""
+
     def __init__(self) -> None:
         self.numbers: set[int] = set()
+        self.writes: list[str] = []
 
     def visit_ParamRef(self, ancestors: Any, node: ast.ParamRef) -> None:
         if node.number is not None:
             self.numbers.add(node.number)
 
+    def visit_InsertStmt(self, ancestors: Any, node: ast.InsertStmt) -> None:
+        self.writes.append("an INSERT")
+
+    def visit_UpdateStmt(self, ancestors: Any, node: ast.UpdateStmt) -> None:
+        self.writes.append("an UPDATE")
+
+    def visit_DeleteStmt(self, ancestors: Any, node: ast.DeleteStmt) -> None:
+        self.writes.append("a DELETE")
+
+    def visit_MergeStmt(self, ancestors: Any, node: ast.MergeStmt) -> None:
+        self.writes.append("a MERGE")
+
+    def visit_LockingClause(self, ancestors: Any, node: ast.LockingClause) -> None:
+        self.writes.append("FOR UPDATE/FOR SHARE, which locks the rows it reads")
+
 
 def select_problem(sql: str) -> tuple[str | None, set[int]]:
-    """(problem, parameter numbers) for a query that must be one SELECT statement."""
+    """(problem, parameter numbers) for a query that must be one SELECT statement that
+    only reads: jobd runs it again and again (each scheduler run, each job), so a write
+    hidden in it would repeat as often. The database enforces the same at run time: these
+    queries run in READ ONLY transactions."""
     try:
         statements = parse_sql(sql)
     except ParseError as exc:
         return f"SQL syntax error: {exc.args[0] if exc.args else exc}", set()
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
         return "must be exactly one SELECT statement", set()
-    params = _Params()
-    params(statements[0].stmt)
-    return None, params.numbers
+    select = statements[0].stmt
+    if select.intoClause is not None:
+        return "must only read, but SELECT ... INTO creates a table: remove INTO", set()
+    reads = _Reads()
+    reads(select)
+    if reads.writes:
+        return f"must only read, but it contains {reads.writes[0]}: write a plain SELECT", set()
+    return None, reads.numbers
+
+
+def check_database_url(found: Findings, url: Any) -> None:
+    """A URL asyncpg would refuse only when connecting (its scheme is the schema's)."""
+    if isinstance(url, str) and url.startswith(SCHEMES):
+        problem = url_problem(url)
+        if problem:
+            found.add(("database", "url"), f"{json.dumps(redact(url))}: {problem}")
 
 
 def check_tenants(found: Findings, path: KeyPath, source: TenantSource | None) -> None:
@@ -157,28 +190,6 @@ def check_persister(found: Findings, path: KeyPath, persister: ActorPersister | 
 
 def check_templates(found: Findings, path: KeyPath, value: Any) -> None:
     """Placeholders in URL/header/body templates name something an action can fill."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            check_templates(found, (*path, key), item)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_templates(found, (*path, index), item)
-    elif isinstance(value, str):
-        for placeholder in _PLACEHOLDER.findall(value):
-            problem = placeholder_problem(placeholder)
-            if problem:
-                found.add(path, problem)
-
-
-def placeholder_problem(placeholder: str) -> str | None:
-    root, dot, rest = placeholder.partition(".")
-    if placeholder == "tenant":
-        return None
-    if root in _PLACEHOLDER_ROOTS and dot and rest:
-        return None
-    if root == "job" and rest in _JOB_FIELDS:
-        return None
-    return (
-        f"unknown placeholder '{{{placeholder}}}' (use {{record.COLUMN}}, {{tenant}}, "
-        f"{{actor.FIELD}}, {{input.KEY}} or {{job.{'|'.join(_JOB_FIELDS)}}})"
-    )
+    for key, text in strings(value):
+        for problem in check_template(text):
+            found.add((*path, *key), problem)

@@ -20,6 +20,7 @@ from jsonschema.exceptions import ValidationError
 from jobd.config.schema import validator
 from jobd.config.yamlload import Document, KeyPath, format_path
 from jobd.errors import Problem
+from jobd.sql.dsn import redact
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -166,23 +167,37 @@ def _unknown_keys(error: ValidationError, path: KeyPath) -> Iterator[tuple[KeyPa
 
 
 def _custom(error: ValidationError) -> str | None:
-    """A message the schema words itself, under `x-messages` by failed keyword."""
+    """A message the schema words itself, under `x-messages` by failed keyword:
+    `{instance}` is the value, `{url}` the value with any password masked, `{got}` its
+    kind."""
     messages = error.schema.get("x-messages") if isinstance(error.schema, dict) else None
     if not isinstance(messages, dict) or str(error.validator) not in messages:
         return None
     template: str = messages[str(error.validator)]
-    return template.replace("{instance}", _show(error.instance)).replace(
-        "{got}", _kind(error.instance)
+    url = redact(error.instance) if isinstance(error.instance, str) else error.instance
+    return (
+        template.replace("{instance}", _show(error.instance))
+        .replace("{url}", _show(url))
+        .replace("{got}", _kind(error.instance))
     )
+
+
+def _secret(error: ValidationError) -> bool:
+    """The schema marks the value secret (`x-secret`): a message names its kind only."""
+    return isinstance(error.schema, dict) and bool(error.schema.get("x-secret"))
 
 
 def _default_message(error: ValidationError) -> str:
     kind, instance = error.validator, error.instance
     value: Any = error.validator_value
+    secret = _secret(error)  # say what kind of value it is, never the value
     if kind == "type":
         wanted = [value] if isinstance(value, str) else list(value)
         names = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted if t != "null")
-        return f"must be {names} (got {_kind(instance)})"
+        got = _TYPE_NAMES[_json_type(instance)] if secret else _kind(instance)
+        return f"must be {names} (got {got})"
+    if secret:
+        return "is not valid here (a secret: its value is not shown)"
     if kind == "enum":
         choices = ", ".join(str(v) for v in value)
         message = f"must be one of: {choices} (got {_show(instance)})"
@@ -214,6 +229,17 @@ def _show(value: Any) -> str:
     """A value as it would appear in YAML/JSON, shortened."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_type(value: Any) -> str:
+    """The JSON Schema type name of a value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "integer" if isinstance(value, int) else "number"
+    if isinstance(value, dict | list | str):
+        return {dict: "object", list: "array", str: "string"}[type(value)]
+    return "null"
 
 
 def _kind(value: Any) -> str:

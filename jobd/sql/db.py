@@ -12,13 +12,14 @@ import json
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from jobd.common.jsontext import json_text
 from jobd.errors import DatabaseError
 from jobd.sql.driver import Connection, Pool
+from jobd.sql.dsn import describe_url as describe_url  # where the daemon reads it
+from jobd.sql.dsn import url_error
 
 T = TypeVar("T")
 
@@ -33,15 +34,9 @@ _OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 _CONFLICT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
 
-def describe_url(url: str) -> str:
-    """host:port/database of a URL, never its password."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "localhost (Unix socket)"
-        port = f":{parts.port}" if parts.port else ""
-        return f"{host}{port}{parts.path or ''}"
-    except ValueError:
-        return "(unparsable database.url)"
+# What asyncpg raises for a connection string it cannot parse (a port that is not a number
+# is a ValueError, one out of range an OverflowError): an error in database.url, not a bug.
+URL_ERRORS = (asyncpg.ClientConfigurationError, ValueError, OverflowError)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -65,6 +60,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Poo
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from exc
+    except URL_ERRORS as exc:
+        raise url_error(dsn, str(exc)) from None
     return pool  # type: ignore[no-any-return]
 
 
