@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobd.cli.common import Command, add_config, config_path, database
+from jobd.errors import ConfigError
 from jobd.model import Spec
+
+if TYPE_CHECKING:
+    from jobd.triggers.check import Report
 
 
 def register(sub: Any) -> dict[str, Command]:
@@ -17,29 +22,43 @@ def register(sub: Any) -> dict[str, Command]:
     check.add_argument(
         "--db",
         action="store_true",
-        help="also check tables, primary keys and columns against the database",
+        help="also check it against the database: tables and columns, the statements "
+        "triggers will run (prepared, never run), value types, python entrypoints",
     )
     sub.add_parser("schema", help="print the configuration's JSON Schema")
     return {"check": cmd_check, "schema": cmd_schema}
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from jobd.config import load_config
+    """Validate the file; with --db, also against the database. Every finding is printed
+    at its file:line:column (exit 2); the same rules as `jobd run`, which refuses to start
+    on any of them."""
+    from jobd.config import load_located
 
     path: Path = config_path(args)
-    spec = load_config(path)
+    spec, locate = load_located(path)
+    notes: list[str] = []
     if args.db:
-        asyncio.run(_check_database(spec))
-    print(f"{path}: OK: {spec.summary()}{' (tables checked)' if args.db else ''}")
+        # Python entrypoints are looked up like `python -m` does: from the working directory.
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        report = asyncio.run(_check_database(spec))
+        if report.findings:
+            raise ConfigError(locate((f.path, f.at_key, f.message) for f in report.findings))
+        notes = report.notes
+    print(f"{path}: OK: {spec.summary()}{' (database checked)' if args.db else ''}")
+    for note in notes:
+        print(f"{path}: note: {note}")
     return 0
 
 
-async def _check_database(spec: Spec) -> None:
-    """Every table, key and column the configuration names exists (TableCheckError: exit 2)."""
-    from jobd.triggers.tables import resolve_resources
+async def _check_database(spec: Spec) -> Report:
+    """Everything `jobd.triggers.check` looks at, on one connection of the configuration's
+    database."""
+    from jobd.triggers.check import check_database
 
     async with database(spec) as db, db.pool.acquire() as conn:
-        await resolve_resources(conn, spec)
+        return await check_database(conn, spec)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -41,13 +41,14 @@ async def cmd_migrate(args: argparse.Namespace, db: Db) -> int:
 async def cmd_explain(args: argparse.Namespace, db: Db) -> int:
     """Print the scheduler's SQL (first and later pages) and the worker's re-read SQL."""
     from jobd.triggers.sqlgen import reread_sql, scan_sql
-    from jobd.triggers.tables import TableCheckError, resolve_table
+    from jobd.triggers.tables import TableCheckError, require_tenant, resolve_table
 
     resource, trigger = find_trigger(db.spec, args.resource, args.trigger)
+    require_tenant(resource, args.tenant)
     async with db.pool.acquire() as conn:
         table, problems = await resolve_table(conn, resource, args.tenant)
     if table is None or problems:
-        raise TableCheckError(problems or [f"resource {resource.name!r}: table not found"])
+        raise TableCheckError(problems)
     table_sql = table.sql(args.tenant)
     scan = scan_sql(resource, trigger, table, table_sql, db.schema)
     paging = "keyset pages" if scan.paged else "one statement (order is not the primary key)"

@@ -128,4 +128,4 @@ def test_check_db_reports_missing_tables_and_columns(database_url: str, tmp_path
     asyncio.run(create("id int PRIMARY KEY, stauts text, done boolean"))
     fine = jobd("check", "--db", "-c", str(config))
     assert fine.returncode == 0, fine.stderr
-    assert "(tables checked)" in fine.stdout
+    assert "(database checked)" in fine.stdout
