@@ -6,7 +6,12 @@ inspect jobs, retry and cancel them, read queue depths and the cluster's status.
 
 The CLI (`jobd jobs`, `jobd queues`, `jobd status`) and the admin JSON API call these.
 Queue pause/resume/scale go through `jobd.engine.queues` (persisted and signalled to every
-node); `pause_queue` & co. here only add a name check.
+node). What `pause_queue` & co. add is the operator's guard rails: a queue must be named
+by the configuration (`configured`) or known to the database (it has jobs or settings),
+else `UnknownQueue` with the closest name, so a typo never leaves a phantom queue behind;
+`create=True` makes a new one on purpose. `scale_queue` with a `PoolCapacity` refuses a
+limit the daemons' connection pool cannot hold. `remove_queue` forgets a queue that no
+configuration names and no unfinished job uses.
 
 Cancel semantics: any incomplete job can be cancelled, executing ones included. A running
 attempt is not interrupted (jobd cannot stop arbitrary code), but the job row is
@@ -17,15 +22,19 @@ rolls back; side effects outside the database (an HTTP call already sent) remain
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from jobd.engine import queues as engine_queues
-from jobd.engine.insert import INSERT_CHANNEL, channel
+from jobd.engine.insert import INSERT_CHANNEL, SIGNAL_CHANNEL, channel, signal_payload
 from jobd.engine.jobs import JobState
-from jobd.errors import UsageError
+from jobd.errors import UsageError, did_you_mean
 from jobd.sql import queries
 from jobd.sql.driver import Connection, Pool
+from jobd.sql.values import text_problem
 
 MAX_LIST_LIMIT = 10_000
 
@@ -142,27 +151,141 @@ async def status(conn: Connection, schema: str) -> dict[str, Any]:
     }
 
 
-def _check_queue(name: str) -> None:
-    if not name or len(name) > 128:
-        raise UsageError(f"queue name must be 1 to 128 characters, got {name!r}")
+class UnknownQueue(UsageError):
+    """No configuration names the queue, and it has neither jobs nor settings."""
 
 
-async def pause_queue(pool: Pool, schema: str, name: str) -> None:
-    _check_queue(name)
+class QueueInUse(UsageError):
+    """The queue cannot be removed: a configuration names it, or jobs wait in it."""
+
+
+# A new queue's name follows the configuration's rule for names (`$defs/name` of the
+# JSON Schema), so a queue created at runtime can later be configured by that name.
+_QUEUE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
+
+
+@dataclass(frozen=True)
+class PoolCapacity:
+    """The connections each daemon's pool has (`size`) and keeps for its own work
+    (`headroom`): jobd.daemon.supervisor's `pool_size(spec)` and `POOL_HEADROOM`. Every
+    running job may hold a connection, so a queue's limit must fit in what is left."""
+
+    size: int
+    headroom: int
+
+    def room(self, configured: Mapping[str, int], name: str) -> int:
+        """The most jobs `name` may run at once per node: the pool less the headroom and
+        the other queues' configured limits."""
+        return self.size - self.headroom - _others(configured, name)
+
+    def check(self, configured: Mapping[str, int], name: str, limit: int) -> None:
+        room = self.room(configured, name)
+        if limit > room:
+            raise UsageError(
+                f"queue {name!r}: a limit of {limit} does not fit the daemons' connection "
+                f"pool, which has room for at most {max(room, 0)} ({self.size} connections, "
+                f"{self.headroom} kept for jobd's own work, {_others(configured, name)} for "
+                "the other queues' configured limits); to allow more, raise "
+                "database.pool_size and restart the daemons"
+            )
+
+
+def _others(configured: Mapping[str, int], name: str) -> int:
+    return sum(limit for queue, limit in configured.items() if queue != name)
+
+
+def _check_text(name: str) -> None:
+    problem = text_problem(name)
+    if problem is not None:
+        raise UsageError(f"queue name {problem}")
+
+
+async def require_queue(
+    conn: Connection, schema: str, name: str, configured: Collection[str], *, create: bool
+) -> None:
+    """`name` must be configured or known to the database (jobs or settings); with
+    `create`, a new name is accepted if it is a valid name. UnknownQueue otherwise, with
+    the closest known name."""
+    _check_text(name)
+    if name in configured:
+        return
+    if create:
+        if not _QUEUE_NAME.fullmatch(name):
+            raise UsageError(
+                f"queue name {name!r} is not valid: letters, digits, '_' and '-', starting "
+                "with a letter or '_', at most 128 characters"
+            )
+        return
+    q = queries(schema)
+    if await conn.fetchval(q["queue_known"], name):
+        return
+    known = {row["name"] for row in await conn.fetch(q["queue_names"])} | set(configured)
+    raise UnknownQueue(
+        f"unknown queue {name!r}: no configuration names it and it has no jobs; "
+        f"{did_you_mean(name, known)}"
+    )
+
+
+async def pause_queue(
+    pool: Pool, schema: str, name: str, *, configured: Collection[str] = (), create: bool = False
+) -> None:
+    """Pause `name` on every node (see `require_queue` for which names are accepted)."""
+    async with pool.acquire() as conn:
+        await require_queue(conn, schema, name, configured, create=create)
     await engine_queues.set_paused(pool, schema, name, True)
 
 
-async def resume_queue(pool: Pool, schema: str, name: str) -> None:
-    _check_queue(name)
+async def resume_queue(
+    pool: Pool, schema: str, name: str, *, configured: Collection[str] = (), create: bool = False
+) -> None:
+    async with pool.acquire() as conn:
+        await require_queue(conn, schema, name, configured, create=create)
     await engine_queues.set_paused(pool, schema, name, False)
 
 
-async def scale_queue(pool: Pool, schema: str, name: str, limit: int | None) -> None:
-    """Set the per-node limit of `name` on every node (None: back to the configured one)."""
-    _check_queue(name)
+async def scale_queue(
+    pool: Pool,
+    schema: str,
+    name: str,
+    limit: int | None,
+    *,
+    configured: Mapping[str, int] | None = None,
+    capacity: PoolCapacity | None = None,
+    create: bool = False,
+) -> None:
+    """Set the per-node limit of `name` on every node (None: back to the configured one).
+    With `capacity`, a limit the daemons' pool cannot hold is refused."""
+    limits = dict(configured or {})
     if limit is not None and limit < 1:
         raise UsageError(f"queue {name!r}: the limit must be at least 1, got {limit}")
+    if limit is not None and capacity is not None:
+        capacity.check(limits, name, limit)
+    async with pool.acquire() as conn:
+        await require_queue(conn, schema, name, limits, create=create)
     await engine_queues.set_limits(pool, schema, name, limit)
+
+
+async def remove_queue(pool: Pool, schema: str, name: str, *, configured: Collection[str]) -> None:
+    """Forget a queue no configuration names: its settings row goes (and every node re-reads
+    the settings). Refused (QueueInUse) while it is configured or has jobs that have not
+    ended; jobs that ended keep its name in listings until they are pruned."""
+    if name in configured:
+        raise QueueInUse(
+            f"queue {name!r} is in the configuration: remove it there and reload or restart "
+            "the daemons; only a queue no configuration names can be removed"
+        )
+    q = queries(schema)
+    async with pool.acquire() as conn, conn.transaction():
+        await require_queue(conn, schema, name, configured, create=False)
+        waiting = await conn.fetchval(q["queue_incomplete"], name)
+        if waiting:
+            raise QueueInUse(
+                f"queue {name!r} has {waiting} job(s) that have not ended and no daemon "
+                f"would run them: cancel them first (jobd jobs list --queue {name})"
+            )
+        await conn.execute(q["queue_remove"], name)
+        payload = signal_payload(action="remove", queue=name)
+        await conn.execute(q["queue_signal"], channel(schema, SIGNAL_CHANNEL), payload)
 
 
 def to_jsonable(value: Any) -> Any:
