@@ -17,7 +17,8 @@ asyncpg connection (plain or from a pool; JSON travels as text, so it needs no c
 the enqueue commits or rolls back with its transaction. Without it the client's pool is
 used. The functions' errors come back as JobdErrors: `UnknownTrigger` (unknown or deleted,
 with the known names), `RowNotFound`, and `UsageError` for a bad key, actor, input or
-tenant.
+tenant, and for any value the database cannot take (SQLSTATE class 22: a key of the wrong
+type, a number out of range).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def api_error(exc: asyncpg.PostgresError) -> JobdError:
     """The JobdError for an error raised by jobd's SQL functions (message and hint)."""
     text = str(getattr(exc, "message", None) or exc)
     hint = getattr(exc, "hint", None)
-    error = _ERRORS.get(getattr(exc, "sqlstate", "") or "", JobdError)(
-        f"{text} (hint: {hint})" if hint else text
-    )
+    state = getattr(exc, "sqlstate", "") or ""
+    # Class 22 (data exception): a value of the wrong type or range, e.g. a primary key
+    # "abc" for an integer column: the caller's input, not jobd's failure.
+    kind = _ERRORS.get(state, UsageError if state.startswith("22") else JobdError)
+    error = kind(f"{text} (hint: {hint})" if hint else text)
     error.hint = hint  # type: ignore[attr-defined]
     return error
 

@@ -18,6 +18,8 @@ from jobd.admin.plumbing import (
     body_field,
     deps_of,
     json_response,
+    path_text,
+    query_text,
     read_body,
     reject_unknown,
 )
@@ -25,7 +27,9 @@ from jobd.engine import ops
 from jobd.errors import did_you_mean
 from jobd.model import Resource, Spec
 from jobd.sql.migrate import pending_versions
+from jobd.sql.values import BIGINT_MAX
 from jobd.triggers.api import Enqueuer
+from jobd.triggers.tables import require_tenant
 
 log = structlog.get_logger("jobd.admin")
 
@@ -62,11 +66,19 @@ def _named(request: web.Request, key: str, kind: str, known: Mapping[str, object
     return name
 
 
-def _job_id(request: web.Request) -> int:
-    text = request.match_info["id"]
-    if not text.isdigit():
-        raise ApiError(400, f"job id must be a positive integer, got {text!r}")
+def _positive(text: str, what: str) -> int:
+    """`text` as an integer from 1 to the largest bigint (ASCII digits only: `²` and `٣`
+    are digits to Python, not to an id), else 400."""
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= BIGINT_MAX:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ApiError(
+            400, f"{what} must be a positive integer of at most {BIGINT_MAX}, got {shown!r}"
+        )
     return int(text)
+
+
+def _job_id(request: web.Request) -> int:
+    return _positive(request.match_info["id"], "job id")
 
 
 # -- probes and metrics ----------------------------------------------------------------
@@ -121,6 +133,8 @@ async def run_trigger(request: web.Request) -> web.Response:
     tenant = body_field(body, "tenant", str, "a string")
     if key is not None and keys is not None:
         raise ApiError(400, "give primary_key or primary_keys, not both")
+    if (key, keys) != (None, None):
+        require_tenant(resource, tenant)
     if keys is not None:
         if not all(isinstance(k, dict) for k in keys):
             raise ApiError(400, "every entry of primary_keys must be an object")
@@ -162,18 +176,10 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise ApiError(
             400, f"unknown query parameter(s) {unknown}", "filters: state, queue, worker, limit"
         )
-    limit_text = params.get("limit", "50")
-    if not limit_text.isdigit():
-        raise ApiError(400, f"limit must be a positive integer, got {limit_text!r}")
+    limit = _positive(params.get("limit", "50"), "limit")
+    filters = {name: query_text(request, name) for name in ("state", "queue", "worker")}
     async with deps.pool.acquire() as conn:
-        rows = await ops.list_jobs(
-            conn,
-            deps.schema,
-            state=params.get("state"),
-            queue=params.get("queue"),
-            worker=params.get("worker"),
-            limit=int(limit_text),
-        )
+        rows = await ops.list_jobs(conn, deps.schema, **filters, limit=limit)
     return json_response({"jobs": rows})
 
 
@@ -220,6 +226,12 @@ def _configured_queues(deps: AdminDeps) -> dict[str, int]:
     return {name: q.limit for name, q in deps.spec.queues.items()}
 
 
+async def _queue_row(deps: AdminDeps, name: str) -> web.Response:
+    async with deps.pool.acquire() as conn:
+        rows = await ops.list_queues(conn, deps.schema, _configured_queues(deps))
+    return json_response(next(q for q in rows if q["name"] == name))
+
+
 @routes.get("/api/queues")
 async def list_queues(request: web.Request) -> web.Response:
     deps = deps_of(request)
@@ -230,21 +242,38 @@ async def list_queues(request: web.Request) -> web.Response:
 
 @routes.post("/api/queues/{name}/{action:pause|resume|scale}")
 async def control_queue(request: web.Request) -> web.Response:
-    deps, name, action = deps_of(request), request.match_info["name"], request.match_info["action"]
+    """Pause, resume or scale a queue the configuration names or the database knows;
+    `{"create": true}` makes a new one; a limit the daemons' pool cannot hold is refused."""
+    deps, name, action = deps_of(request), path_text(request, "name"), request.match_info["action"]
     body = await read_body(request)
+    reject_unknown(body, {"limit", "create"} if action == "scale" else {"create"})
+    create = bool(body_field(body, "create", bool, "true or false"))
+    configured = _configured_queues(deps)
     if action == "scale":
-        reject_unknown(body, {"limit"})
         limit = body_field(body, "limit", int, "a positive integer (or null: the configured limit)")
         if limit is not None and limit < 1:
             raise ApiError(400, f"limit must be at least 1, got {limit}")
-        await ops.scale_queue(deps.pool, deps.schema, name, limit)
+        await ops.scale_queue(
+            deps.pool,
+            deps.schema,
+            name,
+            limit,
+            configured=configured,
+            capacity=deps.capacity,
+            create=create,
+        )
     else:
-        reject_unknown(body, set())
         pause = ops.pause_queue if action == "pause" else ops.resume_queue
-        await pause(deps.pool, deps.schema, name)
-    async with deps.pool.acquire() as conn:
-        rows = await ops.list_queues(conn, deps.schema, _configured_queues(deps))
-    return json_response(next(q for q in rows if q["name"] == name))
+        await pause(deps.pool, deps.schema, name, configured=configured, create=create)
+    return await _queue_row(deps, name)
+
+
+@routes.delete("/api/queues/{name}")
+async def remove_queue(request: web.Request) -> web.Response:
+    """Forget a queue no configuration names and no unfinished job uses."""
+    deps, name = deps_of(request), path_text(request, "name")
+    await ops.remove_queue(deps.pool, deps.schema, name, configured=_configured_queues(deps))
+    return json_response({"name": name, "removed": True})
 
 
 @routes.get("/api/status")

@@ -4,21 +4,24 @@ validation of request bodies. Handlers live in `jobd.admin.handlers`."""
 from __future__ import annotations
 
 import hmac
-import ipaddress
-import json
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import asyncpg
 import structlog
 from aiohttp import web
 
 from jobd.admin.metrics import Metrics, default_metrics
 from jobd.common.jsontext import json_text
+from jobd.config.listen import is_loopback as is_loopback  # the admin server's imports
+from jobd.config.listen import parse_listen as parse_listen
 from jobd.engine import ops
 from jobd.errors import DatabaseError, JobdError, RowNotFound, UnknownTrigger, UsageError
 from jobd.model import Spec
 from jobd.sql.driver import Pool
+from jobd.sql.values import json_problem, loads_json, text_problem
 
 log = structlog.get_logger("jobd.admin")
 
@@ -49,6 +52,9 @@ class AdminDeps:
     spec: Spec | None = None  # resource names for validation, configured queues
     engine: EngineView | None = None  # None until the engine runs: /readyz says 503
     metrics: Metrics = field(default_factory=default_metrics)
+    # The daemons' pool (jobd.daemon.supervisor: pool_size(spec), POOL_HEADROOM): a queue
+    # scaled beyond what it holds is refused. None: limits are not checked against it.
+    capacity: ops.PoolCapacity | None = None
 
 
 DEPS_KEY = web.AppKey("deps", AdminDeps)
@@ -77,24 +83,6 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(ops.to_jsonable(data), status=status, dumps=json_text)
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` (IPv6 as `[::1]:port`) into its parts; UsageError when malformed."""
-    host, sep, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"admin.listen {listen!r} must be host:port, e.g. 127.0.0.1:9187")
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 # -- middleware ------------------------------------------------------------------------
 
 
@@ -111,15 +99,34 @@ def auth_middleware(token: str | None) -> Any:
                     "set admin.token and send Authorization: Bearer",
                 )
             return await handler(request)
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
+        if not _bearer_matches(request.headers.get("Authorization", ""), token):
             hint = "send the header Authorization: Bearer <admin.token>"
             return error_response(401, "missing or wrong bearer token", hint)
         return await handler(request)
 
     return auth
+
+
+def _bearer_matches(header: str, token: str) -> bool:
+    """Constant-time comparison of `Authorization: Bearer <token>`. Header bytes that are
+    not UTF-8 arrive as surrogates: they are compared as they are (surrogatepass keeps
+    the encoding one-to-one), so no header value can raise here, or match by accident."""
+    scheme, _, given = header.partition(" ")
+    expected = token.encode("utf-8", "surrogatepass")
+    offered = given.strip().encode("utf-8", "surrogatepass")
+    return scheme.lower() == "bearer" and hmac.compare_digest(offered, expected)
+
+
+def _scrubbed(text: str, request: web.Request) -> str:
+    """`text` without the request's credentials, should an exception quote them."""
+    credential = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    return text.replace(credential, "[redacted]") if len(credential) >= 4 else text
+
+
+def _data_error(exc: asyncpg.DataError) -> str:
+    """The database's (or the driver's) word on a value it could not take, shortened."""
+    text = str(getattr(exc, "message", None) or exc).removeprefix("jobd: ")
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 @web.middleware
@@ -139,8 +146,13 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, exc.reason, "see docs/http-api.md for the endpoints")
     except RowNotFound as exc:
         return error_response(404, str(exc), "check the primary key (and tenant)")
-    except UnknownTrigger as exc:
-        return error_response(404, str(exc))
+    except (UnknownTrigger, ops.UnknownQueue) as exc:
+        hint = 'send {"create": true} to create it' if isinstance(exc, ops.UnknownQueue) else ""
+        return error_response(404, str(exc), hint)
+    except ops.QueueInUse as exc:
+        return error_response(409, str(exc))
+    except asyncpg.DataError as exc:  # a value of the wrong type or range (SQLSTATE 22...)
+        return error_response(400, _data_error(exc), "check the types of the values sent")
     except UsageError as exc:
         return error_response(400, str(exc))
     except DatabaseError as exc:
@@ -151,7 +163,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.warning("admin.request_failed", path=request.path, error=repr(exc))
         return error_response(503, "the database is unreachable", "retry later")
     except Exception as exc:
-        log.error("admin.internal_error", path=request.path, error=repr(exc), exc_info=True)
+        log.error(
+            "admin.internal_error",
+            path=request.path,
+            error=_scrubbed(repr(exc), request),
+            exception=_scrubbed("".join(traceback.format_exception(exc)), request),
+        )
         return error_response(500, "internal error", "see the daemon log (admin.internal_error)")
 
 
@@ -164,7 +181,7 @@ async def read_body(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = loads_json(raw)
     except RecursionError:  # nesting deeper than the parser's stack: not an internal error
         hint = 'send a flat JSON object, e.g. {"primary_key": {"id": 1}}'
         raise ApiError(400, "request body nests too deeply", hint) from None
@@ -176,12 +193,36 @@ async def read_body(request: web.Request) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, got {type(body).__name__}")
+    for key, value in body.items():
+        key_problem = text_problem(key)
+        problem = f"a key {key_problem}" if key_problem else json_problem(value, key)
+        if problem:
+            raise ApiError(400, f"request body: {problem}", "send text without NUL, as UTF-8")
     return body
+
+
+def query_text(request: web.Request, name: str) -> str | None:
+    """A query parameter Postgres can take as text (400 otherwise), or None."""
+    value = request.query.get(name)
+    problem = None if value is None else text_problem(value)
+    if problem:
+        raise ApiError(400, f"query parameter {name!r} {problem}")
+    return value
+
+
+def path_text(request: web.Request, name: str) -> str:
+    """A path segment Postgres can take as text (400 otherwise)."""
+    value = request.match_info[name]
+    problem = text_problem(value)
+    if problem:
+        raise ApiError(400, f"{name} in the path {problem}")
+    return value
 
 
 def body_field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = body.get(name)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+    wrong_bool = isinstance(value, bool) and kind is not bool  # JSON true is no integer
+    if value is not None and (not isinstance(value, kind) or wrong_bool):
         raise ApiError(400, f"{name!r} must be {what}, got {type(value).__name__}")
     return value
 

@@ -18,21 +18,27 @@ from typing import Any, TypeVar
 import asyncpg
 
 from jobd.engine.ops import to_jsonable
-from jobd.errors import DatabaseError, UsageError, did_you_mean
+from jobd.errors import DatabaseError, UnknownTrigger, UsageError, did_you_mean
 from jobd.model import Resource, Schedule, Spec, Trigger
 from jobd.sql.driver import Pool
+from jobd.sql.values import json_problem, loads_json, text_problem
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace], int]
 CONNECT_TIMEOUT_S = 10.0
 
 
-def add_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_config(
+    parser: argparse.ArgumentParser, *, before_command: bool = False
+) -> argparse.ArgumentParser:
+    """`-c/--config FILE`, on the top-level parser (`before_command`: `jobd -c f status`)
+    and on each command's. A command's own option does not overwrite the top-level value
+    when it is not given (its default is SUPPRESS)."""
     parser.add_argument(
         "-c",
         "--config",
         type=Path,
-        default=None,
+        default=None if before_command else argparse.SUPPRESS,
         help="configuration file (default: $JOBD_CONFIG, then ./jobd.yaml)",
     )
     return parser
@@ -44,8 +50,18 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def config_path(args: argparse.Namespace) -> Path:
     """`-c`, else `$JOBD_CONFIG`, else `./jobd.yaml`."""
-    given: Path | None = args.config
+    given: Path | None = getattr(args, "config", None)
     return given or Path(os.environ.get("JOBD_CONFIG") or "jobd.yaml")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every text argument must be text Postgres can take: bytes that are not UTF-8
+    reach Python as surrogates (and a NUL cannot be typed, but a file could give one)."""
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            problem = text_problem(text) if isinstance(text, str) else None
+            if problem:
+                raise UsageError(f"argument {name.replace('_', '-')} {problem}")
 
 
 def load_spec(args: argparse.Namespace) -> Spec:
@@ -80,9 +96,19 @@ def _named(known: Mapping[str, T], name: str, kind: str, resource: str) -> T:
     return known[name]
 
 
-def find_trigger(spec: Spec, resource: str, trigger: str) -> tuple[Resource, Trigger]:
+def find_trigger(
+    spec: Spec, resource: str, trigger: str, *, to_run: bool = False
+) -> tuple[Resource, Trigger]:
+    """The resource and trigger by name; `to_run`: one that may get jobs (a trigger whose
+    state is `deleted` gets none, in every interface)."""
     res = find_resource(spec, resource)
-    return res, _named(res.triggers, trigger, "trigger", resource)
+    found = _named(res.triggers, trigger, "trigger", resource)
+    if to_run and found.state == "deleted":
+        raise UnknownTrigger(
+            f"trigger {trigger!r} of resource {resource!r} is deleted (state: deleted), so "
+            "it runs no jobs; set its state to active to run it"
+        )
+    return res, found
 
 
 def find_schedule(spec: Spec, resource: str, name: str) -> tuple[Resource, Schedule]:
@@ -93,7 +119,8 @@ def find_schedule(spec: Spec, resource: str, name: str) -> tuple[Resource, Sched
 @contextlib.asynccontextmanager
 async def database(spec: Spec) -> AsyncIterator[Db]:
     """A small pool on `database.url` (or the embedded server); DatabaseError when down."""
-    from jobd.sql.db import describe_url, init_connection
+    from jobd.sql.db import URL_ERRORS, describe_url, init_connection
+    from jobd.sql.dsn import url_error
 
     url: str = spec.database.url or ""
     embedded: Any = None
@@ -110,6 +137,8 @@ async def database(spec: Spec) -> AsyncIterator[Db]:
             timeout=CONNECT_TIMEOUT_S,
             server_settings={"application_name": "jobd-cli"},
         )
+    except URL_ERRORS as exc:  # before any connection: the URL itself (exit 2)
+        raise url_error(url, str(exc)) from None
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = type(exc).__name__
         if isinstance(exc, asyncpg.PostgresError):  # the server answered: its message is safe
@@ -126,13 +155,18 @@ async def database(spec: Spec) -> AsyncIterator[Db]:
 
 
 def parse_json(text: str, option: str) -> Any:
+    """JSON from an option (no NaN or Infinity), whose every string Postgres can take."""
     try:
-        return json.loads(text)
+        value = loads_json(text)
     except ValueError as exc:
         raise UsageError(
             f"{option}: not valid JSON ({exc}); e.g. {option} '{{\"id\": 7}}' "
             "(quote it for the shell)"
         ) from None
+    problem = json_problem(value, option)
+    if problem:
+        raise UsageError(problem)
+    return value
 
 
 def json_object(text: str | None, option: str) -> dict[str, Any] | None:

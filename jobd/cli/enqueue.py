@@ -51,6 +51,8 @@ def _primary_keys(values: list[str], pk_columns: tuple[str, ...]) -> list[dict[s
         try:
             value = parse_json(text, "--pk")
         except UsageError:
+            if text.lstrip()[:1] in ("{", "["):
+                raise  # meant as JSON: say what is wrong with it
             value = text  # a bare string value
         items = value if isinstance(value, list) else [value]
         for item in items:
@@ -70,9 +72,9 @@ def _primary_keys(values: list[str], pk_columns: tuple[str, ...]) -> list[dict[s
 async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
     """Enqueue the trigger's worker for rows, or its scheduler."""
     from jobd.triggers.api import Enqueuer
-    from jobd.triggers.tables import Tables
+    from jobd.triggers.tables import Tables, require_tenant
 
-    resource, trigger = find_trigger(db.spec, args.resource, args.trigger)
+    resource, trigger = find_trigger(db.spec, args.resource, args.trigger, to_run=True)
     actor = json_object(args.actor, "--actor")
     if not args.pk:
         if args.tenant is not None:
@@ -85,6 +87,7 @@ async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
         else:
             print(f"scheduler {trigger.scheduler_name}: job {job_id} enqueued")
         return 0
+    require_tenant(resource, args.tenant)
     async with db.pool.acquire() as conn:
         table, _ = await Tables().table_for(conn, resource, args.tenant)
     keys = _primary_keys(args.pk, table.primary_key)

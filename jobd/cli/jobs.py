@@ -18,6 +18,7 @@ from jobd.cli.common import (
 from jobd.engine import ops
 from jobd.engine.jobs import JobState
 from jobd.errors import JobdError, UsageError
+from jobd.sql.values import BIGINT_MAX
 
 JOB_COLUMNS = (
     "id",
@@ -32,8 +33,12 @@ JOB_COLUMNS = (
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    """A positive integer that fits a bigint, in ASCII digits (`²` is a digit to Python)."""
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= BIGINT_MAX:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer of at most {BIGINT_MAX}, got {shown!r}"
+        )
     return int(text)
 
 
@@ -55,12 +60,14 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         p.add_argument("id", type=_positive, help="job id")
         add_json(p)
 
-    queues = sub.add_parser("queues", help="list, pause, resume or scale queues")
+    queues = sub.add_parser("queues", help="list, pause, resume, scale or remove queues")
     queues_sub = queues.add_subparsers(dest="queues_command", metavar="ACTION", required=True)
     add_json(add_config(queues_sub.add_parser("list", help="queues with limits and depths")))
+    create = "also when no configuration names the queue and it has no jobs (a new queue)"
     for action in ("pause", "resume"):
         p = add_config(queues_sub.add_parser(action, help=f"{action} a queue on every node"))
         p.add_argument("name")
+        p.add_argument("--create", action="store_true", help=create)
     p = add_config(queues_sub.add_parser("scale", help="set a queue's per-node limit"))
     p.add_argument("name")
     p.add_argument(
@@ -71,6 +78,10 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         help="jobs at once per node (omit with --reset)",
     )
     p.add_argument("--reset", action="store_true", help="back to the configured limit")
+    p.add_argument("--create", action="store_true", help=create)
+    help_text = "forget a queue no configuration names (its settings; no unfinished jobs)"
+    p = add_config(queues_sub.add_parser("remove", help=help_text))
+    p.add_argument("name")
 
     add_json(add_config(sub.add_parser("status", help="nodes, leader and queue depths")))
     return {"jobs": cmd_jobs, "queues": cmd_queues, "status": cmd_status}
@@ -126,15 +137,15 @@ def _show(job: dict[str, Any], as_json: bool) -> None:
 @command
 async def cmd_queues(args: argparse.Namespace, db: Db) -> int:
     action = args.queues_command
-    if action == "pause":
-        await ops.pause_queue(db.pool, db.schema, args.name)
-    elif action == "resume":
-        await ops.resume_queue(db.pool, db.schema, args.name)
-    elif action == "scale":
-        if (args.limit is None) == (not args.reset):
-            raise UsageError("queues scale: give a LIMIT or --reset (not both)")
-        await ops.scale_queue(db.pool, db.schema, args.name, args.limit)
     configured = {name: q.limit for name, q in db.spec.queues.items()}
+    try:
+        if action != "list":
+            await _change_queue(args, db, configured)
+    except ops.UnknownQueue as exc:
+        raise UsageError(f"{exc}; to make a new queue: jobd queues {action} ... --create") from None
+    if action == "remove":
+        print(f"queue {args.name}: removed")
+        return 0
     async with db.pool.acquire() as conn:
         rows = await ops.list_queues(conn, db.schema, configured)
     if action != "list":
@@ -155,6 +166,31 @@ async def cmd_queues(args: argparse.Namespace, db: Db) -> int:
     ]
     print_table(table, ("name", "paused", "limit", "global_limit", *JobState))
     return 0
+
+
+async def _change_queue(args: argparse.Namespace, db: Db, configured: dict[str, int]) -> None:
+    """pause, resume, scale or remove `args.name`, checked as docs/cli.md says."""
+    from jobd.daemon.supervisor import POOL_HEADROOM, pool_size
+
+    action, name = args.queues_command, args.name
+    if action == "remove":
+        await ops.remove_queue(db.pool, db.schema, name, configured=configured)
+    elif action == "scale":
+        if (args.limit is None) == (not args.reset):
+            raise UsageError("queues scale: give a LIMIT or --reset (not both)")
+        capacity = ops.PoolCapacity(pool_size(db.spec), POOL_HEADROOM)
+        await ops.scale_queue(
+            db.pool,
+            db.schema,
+            name,
+            args.limit,
+            configured=configured,
+            capacity=capacity,
+            create=args.create,
+        )
+    else:
+        change = ops.pause_queue if action == "pause" else ops.resume_queue
+        await change(db.pool, db.schema, name, configured=configured, create=args.create)
 
 
 @command

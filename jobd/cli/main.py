@@ -1,8 +1,13 @@
 """The `jobd` command line: parse arguments, dispatch to the command groups (one module
 each: config, run, database, enqueue, jobs), map errors to exit codes.
 
-Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or usage. No traceback ever
-reaches the user: every `JobdError` becomes its message, anything else a one-line report.
+Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or usage; 141 (128 +
+SIGPIPE, as a Unix tool killed by it) when the reader of the output went away, as in
+`jobd jobs list | head`: the command stops quietly. No traceback ever reaches the user:
+every `JobdError` becomes its message, a value the database cannot take (SQLSTATE class
+22) a usage error, anything else a one-line report.
+
+`-c/--config FILE` may come before the command (`jobd -c f status`) or after it.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+import asyncpg
+
 from jobd import __version__
 from jobd.cli import config, database, enqueue, jobs, run
-from jobd.cli.common import Command
+from jobd.cli.common import Command, add_config, check_arguments
 from jobd.errors import ConfigError, JobdError, UsageError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PIPE = 0, 1, 2, 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,6 +37,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jobd", description="A standalone job daemon for Postgres.")
     parser.add_argument("--version", action="version", version=f"jobd {__version__}")
+    add_config(parser, before_command=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for group in (config, run, database, enqueue, jobs):
         COMMANDS.update(group.register(sub))
@@ -46,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
+        check_arguments(args)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -56,6 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobdError as exc:
         print(f"jobd: {exc}", file=sys.stderr)
         return exc.exit_code
+    except asyncpg.DataError as exc:  # a value the database could not take: the input's fault
+        text = str(getattr(exc, "message", None) or exc)
+        print(f"jobd: {text[:300]} (check the values given)", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_PIPE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: still no traceback for the user, but say what to do
@@ -67,3 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("JOBD_TRACEBACK"):
             raise
         return EXIT_FAILURE
+
+
+def _discard_stdout() -> None:
+    """The reader closed the pipe: what is still buffered goes nowhere, so that Python's
+    own flush at exit does not fail again (and print a second error)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -82,7 +82,7 @@ def test_queues_status_migrate_explain(config: Path) -> None:
     """queues pause/scale/resume/list, status, migrate and explain exit 0 with output."""
     c = ["-c", str(config)]
     assert jobd("queues", "pause", "mail", *c).stdout.startswith("queue mail: paused")
-    assert "limit 3" in jobd("queues", "scale", "mail", "3", *c).stdout
+    assert "limit 3" in jobd("queues", "scale", "default", "3", *c).stdout
     assert "running" in jobd("queues", "resume", "mail", *c).stdout
     listing = jobd("queues", "list", *c)
     assert listing.returncode == 0 and "mail" in listing.stdout
