@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+
 from jobd.engine import queues as engine_queues
 from jobd.engine.insert import INSERT_CHANNEL, SIGNAL_CHANNEL, channel, signal_payload
 from jobd.engine.jobs import JobState
@@ -68,15 +70,25 @@ async def get_job(conn: Connection, schema: str, job_id: int) -> dict[str, Any] 
 
 
 async def retry_job(conn: Connection, schema: str, job_id: int) -> bool:
-    """Make a job available now (not when available or executing); False when it was not
-    retried (no such job, or in one of those states)."""
+    """Make a job available now (not when available or executing), with its unique key
+    back; False when it was not retried (no such job, or in one of those states). Raises
+    `UsageError` when another job holds its key now (its row has an incomplete job, or a
+    held one): running this one too would run the row twice."""
     q = queries(schema)
-    async with conn.transaction():
-        row = await conn.fetchrow(q["ops_retry_job"], job_id)
-        if row is None:
-            return False
-        # Wake the queue's producers at once instead of at their next poll.
-        await conn.execute(q["queue_signal"], channel(schema, INSERT_CHANNEL), row["queue"])
+    try:
+        async with conn.transaction():
+            row = await conn.fetchrow(q["ops_retry_job"], job_id)
+            if row is None:
+                return False
+            # Wake the queue's producers at once instead of at their next poll.
+            await conn.execute(q["queue_signal"], channel(schema, INSERT_CHANNEL), row["queue"])
+    except asyncpg.UniqueViolationError:
+        holder = await conn.fetchrow(q["ops_key_holder"], job_id)
+        other = f"job {holder['id']} ({holder['state']})" if holder else "another job"
+        raise UsageError(
+            f"job {job_id} cannot run again: {other} holds its unique key (its row already "
+            "has a job); retry or cancel that one instead"
+        ) from None
     return True
 
 

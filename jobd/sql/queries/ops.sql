@@ -22,12 +22,22 @@ FROM {schema}.jobs WHERE id = $1
 
 -- name: ops_retry_job
 -- Run job $1 again now (as Oban's retry_job): any state but available and executing goes
--- to available; the attempt count is kept and max_attempts raised when exhausted.
+-- to available; the attempt count is kept and max_attempts raised when exhausted. Its
+-- unique key comes back (from meta.uniq_key when it was released): a unique violation
+-- (23505) means another job holds the key now, and nothing changes.
 UPDATE {schema}.jobs
 SET state = 'available', scheduled_at = now(), completed_at = NULL, discarded_at = NULL,
-    cancelled_at = NULL, max_attempts = greatest(max_attempts, attempt + 1)
+    cancelled_at = NULL, max_attempts = greatest(max_attempts, attempt + 1),
+    uniq_key = coalesce(uniq_key, meta ->> 'uniq_key')
 WHERE id = $1 AND state NOT IN ('available', 'executing')
-RETURNING id, queue
+RETURNING id, queue, state::text AS state
+
+-- name: ops_key_holder
+-- The job that holds job $1's unique key (its own or the one it released), if another.
+SELECT h.id, h.state::text AS state
+  FROM {schema}.jobs AS j
+  JOIN {schema}.jobs AS h ON h.uniq_key = coalesce(j.uniq_key, j.meta ->> 'uniq_key')
+ WHERE j.id = $1 AND h.id <> j.id
 
 -- name: ops_cancel_job
 -- Cancel job $1 if it is incomplete (available, scheduled, retryable, executing). An
