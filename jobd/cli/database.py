@@ -29,11 +29,16 @@ async def cmd_migrate(args: argparse.Namespace, db: Db) -> int:
 
     async with db.pool.acquire() as conn:
         applied = await migrate(conn, db.schema)
-        await sync_registry(conn, db.spec)
+        triggers, schedules = await sync_registry(conn, db.spec)
     if applied:
         print(f"schema {db.schema}: applied migrations {', '.join(map(str, applied))}")
     else:
         print(f"schema {db.schema}: up to date")
+    counts = ", ".join(
+        f"{n} {word}{'' if n == 1 else 's'}"
+        for n, word in [(triggers, "trigger"), (schedules, "schedule")]
+    )
+    print(f"registry: {counts} (jobd.run_trigger and jobd.run_schedule accept them now)")
     return 0
 
 

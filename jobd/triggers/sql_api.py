@@ -128,12 +128,15 @@ async def registry_rows(conn: Connection, spec: Spec) -> list[RegistryRow]:
     return rows
 
 
-async def sync_registry(conn: Connection, spec: Spec) -> None:
+async def sync_registry(conn: Connection, spec: Spec) -> tuple[int, int]:
     """Make the registry describe exactly `spec`'s triggers and scheduled actions (one
-    transaction; nested in the caller's when there is one)."""
+    transaction; nested in the caller's when there is one). Returns how many triggers and
+    scheduled actions it now holds."""
     q = queries(spec.database.schema)
-    rows = json_text([asdict(row) for row in await registry_rows(conn, spec)])
+    rows = await registry_rows(conn, spec)
     async with conn.transaction():
         await conn.execute(q["registry_lock"])
         await conn.execute(q["registry_clear"])
-        await conn.execute(q["registry_insert"], rows)
+        await conn.execute(q["registry_insert"], json_text([asdict(row) for row in rows]))
+    triggers = sum(row.kind == "trigger" for row in rows)
+    return triggers, len(rows) - triggers

@@ -88,7 +88,10 @@ def test_queues_status_migrate_explain(config: Path) -> None:
     assert listing.returncode == 0 and "mail" in listing.stdout
     status = jobd("status", *c)
     assert status.returncode == 0 and "leader:" in status.stdout
-    assert jobd("migrate", *c).stdout.strip() == "schema jobd: up to date"
+    assert jobd("migrate", *c).stdout.splitlines() == [
+        "schema jobd: up to date",
+        "registry: 1 trigger, 0 schedules (jobd.run_trigger and jobd.run_schedule accept them now)",
+    ]
     explain = jobd("explain", "orders", "process", *c)
     assert explain.returncode == 0, explain.stderr
     assert "INSERT" in explain.stdout and "'new'" in explain.stdout

@@ -242,6 +242,31 @@ def test_sql_function_commit_and_rollback(
     assert daemon.stop() == 0
 
 
+def test_migrate_with_config_readies_the_sql_functions_before_any_daemon(
+    db: str, port: int, tmp_path: Path, daemon_for: Any
+) -> None:
+    """On a database without jobd's schema, `jobd migrate -c` alone makes `jobd.run_trigger`
+    accept the config's trigger (issue 18): the committed call's job waits, the rolled-back
+    one leaves nothing; the first `jobd run` then runs the committed job exactly once."""
+    h.sql(db, "DROP SCHEMA jobd CASCADE;")
+    config = h.write_config(tmp_path / "jobd.yaml", db, port)
+    migrated = cli_ok("migrate", "-c", str(config)).splitlines()
+    assert migrated[0].startswith("schema jobd: applied migrations 1")
+    assert migrated[1].startswith("registry: 1 trigger, 1 schedule ")
+    committed, rolled_back = asyncio.run(enqueue_in_transactions(db))
+    waiting = h.sql(db, "SELECT id, state FROM jobd.jobs")
+    assert waiting == [{"id": committed, "state": "available"}]  # no daemon yet: it waits
+    daemon = daemon_for(config)
+    daemon.start()
+    h.wait_for(lambda: h.all_in(db, [committed], "completed"), what="the committed job")
+    assert order_status(db, 1) == "done"
+    assert daemon.stop() == 0
+    runs = [(e["job_id"], e["attempt"]) for e in daemon.find("job.complete")]
+    assert runs == [(committed, 1)]
+    assert h.sql(db, "SELECT id FROM jobd.jobs WHERE id = $1", rolled_back) == []
+    assert h.sql(db, "SELECT id FROM public.orders WHERE id = 2") == []
+
+
 async def use_client(url: str) -> list[int]:
     """Enqueue through jobd.Client: one row, two rows, the scheduled action."""
     async with jobd.Client(url) as client:
