@@ -63,6 +63,7 @@ class EngineSettings:
     shutdown_grace_s: float
     heartbeat_s: float
     retention_s: Mapping[str, float]  # completed, cancelled, discarded
+    max_rescues: int = 3  # rescued more often, a job is a final failure
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,7 @@ def build_engine(raw: Raw) -> EngineSettings:
         shutdown_grace_s=parse_duration_s(opts["shutdown_grace"]),
         heartbeat_s=parse_duration_s(opts["heartbeat"]),
         retention_s=_frozen({k: parse_duration_s(v) for k, v in retention.items()}),
+        max_rescues=opts["max_rescues"],
     )
 
 

@@ -51,6 +51,7 @@ def engine_config(spec: Spec, crons: tuple[CronEntry, ...] = ()) -> EngineConfig
         shutdown_grace_s=spec.engine.shutdown_grace_s,
         heartbeat_s=spec.engine.heartbeat_s,
         retention_s=dict(spec.engine.retention_s),
+        max_rescues=spec.engine.max_rescues,
         crons=crons,
     )
 

@@ -17,6 +17,7 @@ from jobd.config import load_config_text
 from jobd.config.durations import format_duration, parse_duration_s
 from jobd.config.reference import render_reference
 from jobd.config.schema import definition, schema, schema_text
+from jobd.engine.config import EngineConfig
 
 ROOT = Path(__file__).parents[3]
 
@@ -102,6 +103,7 @@ def test_minimal_config_gets_schema_defaults() -> None:
         assert getattr(schedule, key) == definition("schedule")["properties"][key]["default"]
     engine = definition("")["properties"]["engine"]["properties"]
     assert spec.engine.heartbeat_s == parse_duration_s(engine["heartbeat"]["default"])
+    assert spec.engine.max_rescues == engine["max_rescues"]["default"] == EngineConfig.max_rescues
     assert (
         spec.database.pool_size
         == definition("")["properties"]["database"]["properties"]["pool_size"]["default"]
