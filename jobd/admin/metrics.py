@@ -7,9 +7,9 @@ the log level, and nothing that emits an event knows that metrics exist.
 Events read (keys): the events that end an attempt (`outcome`, `queue`, `worker`;
 `duration_ms` on job.complete), job.start (`queue_wait_ms`), scheduler.run (`trigger`,
 `scanned`, `enqueued`), action.http (`action`, `status`), leader.elected and
-leader.resigned. Queue depths and the leader gauge are also refreshed on each scrape
-(`refresh`). A job whose last attempt failed and whose `on_error` handled it counts with
-outcome `handled`, never as `completed`.
+leader.resigned. Queue depths, the jobs waiting for a worker and the leader gauge are
+also refreshed on each scrape (`refresh`). A job whose last attempt failed and whose
+`on_error` handled it counts with outcome `handled`, never as `completed`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from jobd.engine.events import EVENT_OF
 from jobd.engine.jobs import JobState, OutcomeKind
-from jobd.engine.ops import queue_depths
+from jobd.engine.ops import queue_depths, waiting_for_worker
 from jobd.sql.driver import Connection
 from jobd.telemetry import attach
 
@@ -73,6 +73,12 @@ class Metrics:
             registry=r,
         )
         self.leader = Gauge("jobd_leader", "1 when this node holds the leader lease.", registry=r)
+        self.waiting = Gauge(
+            "jobd_jobs_waiting_for_worker",
+            "Jobs no live node will claim: none serves their queue and knows their worker.",
+            ["queue", "worker"],
+            registry=r,
+        )
 
     # -- feeding ------------------------------------------------------------------------
 
@@ -123,8 +129,12 @@ class Metrics:
     async def refresh(
         self, conn: Connection, schema: str, *, is_leader: bool | None = None
     ) -> None:
-        """Read queue depths from the database (and the leader flag when given)."""
+        """Read queue depths and the jobs waiting for a worker from the database (and the
+        leader flag when given)."""
         self.set_depths(await queue_depths(conn, schema))
+        self.waiting.clear()  # a pair no longer waiting disappears
+        for row in await waiting_for_worker(conn, schema):
+            self.waiting.labels(row["queue"], row["worker"]).set(row["jobs"])
         if is_leader is not None:
             self.leader.set(1 if is_leader else 0)
 

@@ -18,7 +18,7 @@ from jobd.cli.common import (
 from jobd.engine import ops
 from jobd.engine.jobs import JobState
 from jobd.errors import JobdError, UsageError
-from jobd.sql.values import BIGINT_MAX
+from jobd.sql.values import positive_id, positive_id_problem
 
 JOB_COLUMNS = (
     "id",
@@ -33,13 +33,10 @@ JOB_COLUMNS = (
 
 
 def _positive(text: str) -> int:
-    """A positive integer that fits a bigint, in ASCII digits (`²` is a digit to Python)."""
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= BIGINT_MAX:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer of at most {BIGINT_MAX}, got {shown!r}"
-        )
-    return int(text)
+    number = positive_id(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(positive_id_problem(text))
+    return number
 
 
 def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -222,4 +219,8 @@ async def cmd_status(args: argparse.Namespace, db: Db) -> int:
         print_table(depths, ("queue", *JobState))
     else:
         print("  (no jobs)")
+    if result["waiting_for_worker"]:
+        print("waiting for a node that runs their worker (start one with this trigger, or")
+        print("set the trigger's state: deleted to cancel them):")
+        print_table(result["waiting_for_worker"], ("queue", "worker", "jobs"))
     return 0

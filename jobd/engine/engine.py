@@ -89,7 +89,7 @@ class Engine:
             raise JobdError("engine already started")
         self._started = True
         cfg = self.config
-        self._heartbeat = Heartbeat(self.pool, cfg, self.node_id)
+        self._heartbeat = Heartbeat(self.pool, cfg, self.node_id, workers=self.registry.names())
         await retrying(self._heartbeat.register)
         rows = await retrying(self._read_rows)
         for qcfg in cfg.queues:

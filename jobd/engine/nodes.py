@@ -9,9 +9,11 @@ was merely slow) puts it back on the next beat.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 import structlog
 
+from jobd.common.jsontext import json_text
 from jobd.engine.config import EngineConfig
 from jobd.engine.timing import jittered, sleep_or_stop
 from jobd.sql import queries
@@ -50,9 +52,23 @@ class NodeService:
 
 
 class Heartbeat(NodeService):
-    """Registers this process as a node and beats every `heartbeat_s` (jittered)."""
+    """Registers this process as a node and beats every `heartbeat_s` (jittered). The node
+    row names the workers and queues it serves, so `jobd status` can tell which waiting
+    jobs no live node will claim."""
 
     beats = 0  # successful beats, for tests and status
+
+    def __init__(
+        self,
+        pool: Pool,
+        config: EngineConfig,
+        node_id: str,
+        *,
+        workers: Collection[str] = (),
+    ) -> None:
+        super().__init__(pool, config, node_id)
+        queues = sorted(q.name for q in config.queues)
+        self._serves = json_text({"workers": sorted(workers), "queues": queues})
 
     async def register(self) -> None:
         """Insert (or refresh) our node row; raises when the database refuses."""
@@ -85,7 +101,10 @@ class Heartbeat(NodeService):
             async with asyncio.timeout(self.config.heartbeat_s):
                 conn = await self._dedicated()
                 row: Record | None = await conn.fetchrow(
-                    self._queries["node_beat"], self.node_id, self.config.node_name or self.node_id
+                    self._queries["node_beat"],
+                    self.node_id,
+                    self.config.node_name or self.node_id,
+                    self._serves,
                 )
         except BaseException:
             self._drop_dedicated()

@@ -150,8 +150,16 @@ async def list_queues(
     return result
 
 
+async def waiting_for_worker(conn: Connection, schema: str) -> list[dict[str, Any]]:
+    """Jobs no live node will claim (none serves their queue and knows their worker), as
+    `{queue, worker, jobs}` rows: they wait, they are not lost."""
+    rows = await conn.fetch(queries(schema)["ops_waiting_for_worker"])
+    return [{"queue": r["queue"], "worker": r["worker"], "jobs": int(r["jobs"])} for r in rows]
+
+
 async def status(conn: Connection, schema: str) -> dict[str, Any]:
-    """Nodes (heartbeat age, leader flag), the leader, queue depths and settings."""
+    """Nodes (heartbeat age, leader flag), the leader, queue depths and settings, and the
+    jobs that wait for a node that can run them."""
     q = queries(schema)
     nodes = [dict(row.items()) for row in await conn.fetch(q["ops_nodes"])]
     leader = await conn.fetchrow(q["ops_leader"])
@@ -160,6 +168,7 @@ async def status(conn: Connection, schema: str) -> dict[str, Any]:
         "leader": None if leader is None else dict(leader.items()),
         "queues": await queue_depths(conn, schema),
         "queue_settings": await queue_settings(conn, schema),
+        "waiting_for_worker": await waiting_for_worker(conn, schema),
     }
 
 

@@ -79,7 +79,8 @@ def test_jobs_commands(config: Path) -> None:
 
 
 def test_queues_status_migrate_explain(config: Path) -> None:
-    """queues pause/scale/resume/list, status, migrate and explain exit 0 with output."""
+    """queues pause/scale/resume/list, status (listing the job no node can claim), migrate
+    and explain exit 0 with output."""
     c = ["-c", str(config)]
     assert jobd("queues", "pause", "mail", *c).stdout.startswith("queue mail: paused")
     assert "limit 3" in jobd("queues", "scale", "default", "3", *c).stdout
@@ -88,6 +89,9 @@ def test_queues_status_migrate_explain(config: Path) -> None:
     assert listing.returncode == 0 and "mail" in listing.stdout
     status = jobd("status", *c)
     assert status.returncode == 0 and "leader:" in status.stdout
+    # no daemon runs: the waiting job of worker w is listed as waiting for a node
+    waiting = status.stdout.split("waiting for a node", 1)[1].splitlines()
+    assert waiting[-1].split() == ["mail", "w", "1"]
     assert jobd("migrate", *c).stdout.splitlines() == [
         "schema jobd: up to date",
         "registry: 1 trigger, 0 schedules (jobd.run_trigger and jobd.run_schedule accept them now)",

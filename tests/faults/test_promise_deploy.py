@@ -6,9 +6,12 @@ deleted` cancels them); moving a trigger to another queue moves its waiting jobs
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,7 +76,8 @@ async def test_rolling_deploy_runs_every_job_on_a_node_that_knows_it(cluster: Cl
 async def test_a_reload_that_removes_a_trigger_keeps_its_jobs_waiting(cluster: Cluster) -> None:
     """A daemon has t2 jobs waiting (its queue limit 1, each job 0.3 s); SIGHUP with a
     configuration without t2: the jobs stay `available`, none is discarded or cancelled
-    (before: every waiting one was discarded); a SIGHUP that brings t2 back runs them all."""
+    (before: every waiting one was discarded), and `jobd status` lists them as waiting for
+    a node that runs items.t2; a SIGHUP that brings t2 back runs them all."""
     queues = "{work: 5, slow: 1}"
     both = config(
         cluster.url,
@@ -94,6 +98,8 @@ async def test_a_reload_that_removes_a_trigger_keeps_its_jobs_waiting(cluster: C
     )
     assert waiting > 10, waiting
     await asyncio.sleep(2.0)  # deliberately: nothing may happen to them meanwhile
+    shown = await jobd_status(path)  # the operator sees why they wait
+    assert shown["waiting_for_worker"] == [{"queue": "slow", "worker": "items.t2", "jobs": waiting}]
     states = await cluster.states()
     assert "discarded" not in states and "cancelled" not in states, states
     assert (
@@ -111,6 +117,24 @@ async def test_a_reload_that_removes_a_trigger_keeps_its_jobs_waiting(cluster: C
     await cluster.check_each_item_once(20)
     print(f"\n{waiting} t2 jobs waited through the reload without t2, then ran")
     assert await daemon.stop() == 0
+
+
+async def jobd_status(config_path: Path) -> dict[str, Any]:
+    """`jobd status --json` as an operator runs it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jobd",
+        "status",
+        "--json",
+        "-c",
+        str(config_path),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
 async def _equals(value: object, expected: int) -> bool:

@@ -3,10 +3,11 @@
 -- always come from the database clock: now(), or a `$now` the caller read from it.
 
 -- name: node_beat
--- Register or refresh a node. $1 node id, $2 display name.
+-- Register or refresh a node. $1 node id, $2 display name, $3 what it serves (json text:
+-- {"workers": [...], "queues": [...]}, read by ops_waiting_for_worker).
 -- `inserted` is true when the row did not exist (first beat, or deleted as dead meanwhile).
-INSERT INTO {schema}.nodes AS n (id, name, started_at, heartbeat_at)
-VALUES ($1, $2, now(), now())
+INSERT INTO {schema}.nodes AS n (id, name, started_at, heartbeat_at, meta)
+VALUES ($1, $2, now(), now(), $3::text::jsonb)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
 RETURNING (xmax = 0) AS inserted
 

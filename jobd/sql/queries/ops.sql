@@ -63,6 +63,20 @@ FROM {schema}.nodes AS n
 LEFT JOIN {schema}.leader AS l ON l.node_id = n.id AND l.expires_at > now()
 ORDER BY n.started_at, n.id
 
+-- name: ops_waiting_for_worker
+-- Jobs that wait for a node: by queue and worker, the jobs no live node can claim because
+-- none both serves the queue and knows the worker (a rolling deploy's new trigger, a
+-- removed one; with no daemon running, every waiting job). Counted per (queue, worker)
+-- first, so the node check runs once per pair, not per job. No parameters.
+SELECT w.queue, w.worker, w.n AS jobs
+FROM (SELECT queue, worker, count(*)::bigint AS n
+        FROM {schema}.jobs
+       WHERE state IN ('available', 'scheduled', 'retryable')
+       GROUP BY queue, worker) AS w
+WHERE NOT EXISTS (SELECT 1 FROM {schema}.nodes AS n
+                   WHERE n.meta -> 'workers' ? w.worker AND n.meta -> 'queues' ? w.queue)
+ORDER BY w.queue, w.worker
+
 -- name: ops_leader
 -- The current lease holder, if the lease has not expired (no parameters).
 SELECT node_id, elected_at, expires_at FROM {schema}.leader WHERE expires_at > now()
