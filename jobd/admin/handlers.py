@@ -27,7 +27,7 @@ from jobd.engine import ops
 from jobd.errors import did_you_mean
 from jobd.model import Resource, Spec
 from jobd.sql.migrate import pending_versions
-from jobd.sql.values import BIGINT_MAX
+from jobd.sql.values import positive_id, positive_id_problem
 from jobd.triggers.api import Enqueuer
 from jobd.triggers.tables import require_tenant
 
@@ -67,14 +67,10 @@ def _named(request: web.Request, key: str, kind: str, known: Mapping[str, object
 
 
 def _positive(text: str, what: str) -> int:
-    """`text` as an integer from 1 to the largest bigint (ASCII digits only: `²` and `٣`
-    are digits to Python, not to an id), else 400."""
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= BIGINT_MAX:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise ApiError(
-            400, f"{what} must be a positive integer of at most {BIGINT_MAX}, got {shown!r}"
-        )
-    return int(text)
+    number = positive_id(text)
+    if number is None:
+        raise ApiError(400, f"{what} {positive_id_problem(text)}")
+    return number
 
 
 def _job_id(request: web.Request) -> int:

@@ -57,6 +57,19 @@ def json_problem(value: Any, where: str) -> str | None:
     return None
 
 
+def positive_id(text: str) -> int | None:
+    """`text` as an integer from 1 to BIGINT_MAX, in ASCII digits only (`²` and `٣` are
+    digits to Python, not to an id); None when it is not one."""
+    if text.isascii() and text.isdigit() and 0 < int(text) <= BIGINT_MAX:
+        return int(text)
+    return None
+
+
+def positive_id_problem(text: str) -> str:
+    """What to say when `positive_id(text)` is None."""
+    return f"must be a positive integer of at most {BIGINT_MAX}, got {_shown(text)!r}"
+
+
 def _shown(key: str) -> str:
     return key if len(key) <= _MAX_SHOWN else key[: _MAX_SHOWN - 3] + "..."
 
