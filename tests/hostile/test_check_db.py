@@ -385,3 +385,23 @@ def test_example_passes_check_db(database_url: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "(database checked)" in result.stdout
     assert_no_leak(result.stdout + result.stderr, "example")
+
+
+def test_without_jobd_tables_the_check_passes_with_a_note(database: str, tmp_path: Path) -> None:
+    """With jobd's schema not installed (here: database.schema names another one), the
+    statements that insert into it are not prepared: exit 0, and a note says why and what
+    installs them; the expressions are still checked."""
+    config = tmp_path / "jobd.yaml"
+    body = trigger("        where: \"status = 'new'\"")
+    text = HEADER.replace("URL", with_password(database)).replace(
+        '"}\n', '", schema: not_installed}\n'
+    )
+    config.write_text(text + body)
+    result = jobd("check", "--db", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "(database checked)" in result.stdout
+    assert "note: jobd's tables are not installed" in result.stdout
+    assert "jobd migrate" in result.stdout
+    config.write_text(text + body.replace("status = 'new'", "status = 1"))
+    wrong = jobd("check", "--db", "-c", str(config))
+    assert wrong.returncode == 2 and "operator does not exist" in wrong.stderr
