@@ -23,6 +23,7 @@ from jobd.sql.values import positive_id, positive_id_problem
 JOB_COLUMNS = (
     "id",
     "state",
+    "outcome",
     "queue",
     "worker",
     "attempt",
@@ -99,19 +100,21 @@ async def cmd_jobs(args: argparse.Namespace, db: Db) -> int:
             print_json(rows) if args.json else print_table(rows, JOB_COLUMNS)
             return 0
         if args.jobs_command in ("retry", "cancel"):
-            fn = ops.retry_job if args.jobs_command == "retry" else ops.cancel_job
-            done = await fn(conn, db.schema, args.id)
+            retry = args.jobs_command == "retry"
+            if await (ops.retry_job if retry else ops.cancel_job)(conn, db.schema, args.id):
+                # What the command did, not a read-back: a daemon may run the job at once.
+                state = "available" if retry else "cancelled"
+                if args.json:
+                    print_json({"id": args.id, "state": state})
+                else:
+                    print(f"job {args.id}: {state}")
+                return 0
         job = await ops.get_job(conn, db.schema, args.id)
     if job is None:
         raise JobdError(f"no job {args.id}")
-    if args.jobs_command == "show":
-        _show(job, args.json)
-    elif not done:
+    if args.jobs_command != "show":
         raise JobdError(f"job {args.id} is {job['state']}: cannot {args.jobs_command} it")
-    elif args.json:
-        print_json({"id": args.id, "state": job["state"]})
-    else:
-        print(f"job {args.id}: {job['state']}")
+    _show(job, args.json)
     return 0
 
 

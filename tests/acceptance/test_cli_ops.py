@@ -65,7 +65,7 @@ def test_jobs_commands(config: Path) -> None:
     """list shows an aligned table and JSON; show, retry and cancel change and report."""
     out = jobd("jobs", "list", "-c", str(config))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0].split()[:3] == ["ID", "STATE", "QUEUE"]
+    assert out.stdout.splitlines()[0].split()[:4] == ["ID", "STATE", "OUTCOME", "QUEUE"]
     rows = json.loads(
         jobd("jobs", "list", "--state", "discarded", "--json", "-c", str(config)).stdout
     )

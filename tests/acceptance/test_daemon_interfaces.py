@@ -65,8 +65,10 @@ def test_trigger_and_schedule_commands(db: str, port: int, tmp_path: Path, daemo
 def test_jobs_status_explain_migrate_commands(
     db: str, port: int, tmp_path: Path, daemon_for: Any
 ) -> None:
-    """`jobs list` (JSON) and `jobs show` report the live daemon's jobs, `status` names
-    it as leader, `explain` prints the SQL, `migrate` is up to date."""
+    """`jobs list` (JSON, with each job's outcome) and `jobs show` report the live
+    daemon's jobs, `jobs retry` prints what it did (not a state read back after the daemon
+    ran the job again), `status` names it as leader, `explain` prints the SQL, `migrate`
+    is up to date."""
     config = h.write_config(tmp_path / "jobd.yaml", db, port)
     c = ("-c", str(config))
     daemon = daemon_for(config)
@@ -77,9 +79,13 @@ def test_jobs_status_explain_migrate_commands(
 
     listed = json.loads(cli_ok("jobs", "list", "--worker", "orders.process", "--json", *c))
     assert sorted(j["id"] for j in listed) == sorted(ids)
-    assert {j["state"] for j in listed} == {"completed"}
+    assert {(j["state"], j["outcome"]) for j in listed} == {("completed", "succeeded")}
     shown = cli_ok("jobs", "show", str(ids[0]), *c)
     assert re.search(r"^state\s+completed$", shown, re.M), shown
+    # retry says what it did, however fast the daemon then runs the job again
+    assert cli_ok("jobs", "retry", str(ids[0]), *c) == f"job {ids[0]}: available\n"
+    # ... and it ran: its row is done, so the trigger no longer applies and it cancels
+    h.wait_for(lambda: h.all_in(db, ids[:1], "cancelled"), what="the retried job ran again")
     status = cli_ok("status", *c)
     assert f"leader: {ready['node_id']}" in status and "nodes: 1" in status
     explained = cli_ok("explain", "orders", "process", *c)

@@ -60,6 +60,30 @@ async def test_list_and_get_filter_by_state_queue_worker(pool: Any) -> None:
             await ops.list_jobs(conn, "jobd", state="done")
 
 
+async def test_list_and_get_tell_a_handled_failure_from_a_success(pool: Any) -> None:
+    """A completed job whose failure on_error handled (meta.handled) has outcome `handled`,
+    not `succeeded`; discarded is `failed`, cancelled `cancelled`, a waiting job none."""
+    plain = await _job(pool, "completed", attempt=1)
+    handled = await _job(pool, "completed", attempt=1)
+    failed = await _job(pool, "discarded", attempt=1)
+    cancelled = await _job(pool, "cancelled")
+    waiting = await _job(pool, "available")
+    await pool.execute("UPDATE jobd.jobs SET meta = '{\"handled\": true}' WHERE id = $1", handled)
+    expected = {
+        plain: "succeeded",
+        handled: "handled",
+        failed: "failed",
+        cancelled: "cancelled",
+        waiting: None,
+    }
+    async with pool.acquire() as conn:
+        listed = {r["id"]: r["outcome"] for r in await ops.list_jobs(conn, "jobd")}
+        assert listed == expected
+        for job_id, outcome in expected.items():
+            job = await ops.get_job(conn, "jobd", job_id)
+            assert job is not None and job["outcome"] == outcome
+
+
 async def test_retry_raises_exhausted_max_attempts_and_keeps_attempt(pool: Any) -> None:
     """A discarded job with attempt == max_attempts becomes available, attempt kept,
     max_attempts one higher; available and executing jobs are not retried."""

@@ -2,8 +2,15 @@
 
 -- name: ops_list_jobs
 -- Jobs, newest first, filtered. $1 state text (NULL = any), $2 queue (NULL = any),
--- $3 worker (NULL = any), $4 limit.
-SELECT id, state::text AS state, queue, worker, attempt, max_attempts, priority, tags,
+-- $3 worker (NULL = any), $4 limit. `outcome` tells an ended job's story: succeeded,
+-- handled (completed because on_error handled its failure: not a success), failed
+-- (discarded), cancelled; NULL while it has not ended.
+SELECT id, state::text AS state,
+       CASE state WHEN 'completed' THEN CASE WHEN meta ? 'handled' THEN 'handled'
+                                             ELSE 'succeeded' END
+                  WHEN 'discarded' THEN 'failed' WHEN 'cancelled' THEN 'cancelled' END
+         AS outcome,
+       queue, worker, attempt, max_attempts, priority, tags,
        inserted_at, scheduled_at, attempted_at, attempted_by, completed_at, discarded_at,
        cancelled_at
 FROM {schema}.jobs
@@ -14,8 +21,13 @@ ORDER BY id DESC
 LIMIT $4
 
 -- name: ops_get_job
--- One job with everything (args, meta, errors). $1 id.
-SELECT id, state::text AS state, queue, worker, args, meta, tags, errors, attempt,
+-- One job with everything (args, meta, errors), `outcome` as in ops_list_jobs. $1 id.
+SELECT id, state::text AS state,
+       CASE state WHEN 'completed' THEN CASE WHEN meta ? 'handled' THEN 'handled'
+                                             ELSE 'succeeded' END
+                  WHEN 'discarded' THEN 'failed' WHEN 'cancelled' THEN 'cancelled' END
+         AS outcome,
+       queue, worker, args, meta, tags, errors, attempt,
        max_attempts, priority, inserted_at, scheduled_at, attempted_at, attempted_by,
        completed_at, discarded_at, cancelled_at, uniq_key, uniq_hold
 FROM {schema}.jobs WHERE id = $1
