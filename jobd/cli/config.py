@@ -34,6 +34,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     at its file:line:column (exit 2); the same rules as `jobd run`, which refuses to start
     on any of them."""
     from jobd.config import load_located
+    from jobd.triggers.check import resting_warnings
 
     path: Path = config_path(args)
     spec, locate = load_located(path)
@@ -49,6 +50,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{path}: OK: {spec.summary()}{' (database checked)' if args.db else ''}")
     for note in notes:
         print(f"{path}: note: {note}")
+    for warning in locate((w.path, w.at_key, w.message) for w in resting_warnings(spec)):
+        print(warning, file=sys.stderr)
     return 0
 
 

@@ -26,7 +26,8 @@ insert into them) cannot be prepared: a note says so.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ import asyncpg
 from jobd.actions.update import UpdateAction, _statement
 from jobd.common.entrypoints import load_callable
 from jobd.common.jsontext import json_text
+from jobd.config.durations import format_duration
 from jobd.config.placeholders import placeholders, strings
 from jobd.config.yamlload import KeyPath
 from jobd.model import (
@@ -69,6 +71,53 @@ ERROR_SAMPLES = {"message": "an error", "kind": "error", "status": 500, "attempt
 class Report:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def resting_warnings(spec: Spec) -> list[Finding]:
+    """Triggers whose `on_error` cannot make a failed row stop matching: an `update` that
+    sets none of the columns the trigger matches on, or an http call (which cannot change
+    the row). Such a row rests for `discard_cooldown` after on_error, then runs again, and
+    fails again: AshOban's trap of a webhook called forever. A python on_error may write
+    anything, so it is trusted. Warnings, not errors: the configuration is valid."""
+    warnings = []
+    for resource in spec.resources.values():
+        for trigger in resource.triggers.values():
+            action = resource.actions.get(trigger.on_error or "")
+            matched = _matched_columns(resource, trigger)
+            if action is None or action.python is not None or not matched:
+                continue
+            if action.update is not None:
+                if matched & set(action.update.set):
+                    continue
+                does, fix = f"sets only {_names(action.update.set)}", "let it set"
+            else:
+                does = "is an http call, which cannot change the row"
+                fix = "use an update (or python) on_error that sets"
+            warnings.append(
+                Finding(
+                    ("resources", resource.name, "triggers", trigger.name, "on_error"),
+                    f"warning: on_error {action.name!r} {does}, but the trigger matches rows "
+                    f"on {_names(matched)}: a row whose action fails keeps matching, and runs "
+                    f"(and fails) again after each discard_cooldown "
+                    f"({format_duration(trigger.discard_cooldown_s)}); {fix} one of those "
+                    "columns, for example a status the where excludes",
+                )
+            )
+    return warnings
+
+
+def _matched_columns(resource: Resource, trigger: Trigger) -> set[str]:
+    """The columns the trigger's where and its scheduler read's where look at."""
+    texts = (trigger.where, resource.read_named(trigger.read).where)
+    columns: set[str] = set()
+    for text in filter(None, texts):
+        with contextlib.suppress(WhereError):  # reported by the configuration check
+            columns |= parse_expression(text).columns
+    return columns
+
+
+def _names(columns: Iterable[str]) -> str:
+    return ", ".join(f'"{c}"' for c in sorted(columns))
 
 
 async def check_database(conn: Any, spec: Spec) -> Report:

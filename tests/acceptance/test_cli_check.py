@@ -129,3 +129,43 @@ def test_check_db_reports_missing_tables_and_columns(database_url: str, tmp_path
     fine = jobd("check", "--db", "-c", str(config))
     assert fine.returncode == 0, fine.stderr
     assert "(database checked)" in fine.stdout
+
+
+RESTLESS = """\
+version: 1
+resources:
+  orders:
+    table: orders
+    actions:
+      send: {http: {url: "http://127.0.0.1:9/send"}}
+      note_error: {update: {set: {last_error: {error: message}}}}
+      mark_failed: {update: {set: {status: failed}}}
+      alert: {http: {url: "http://127.0.0.1:9/alert"}}
+      own_code: {python: "tests.integration.triggers.actions:record"}
+    triggers:
+      notes_only: {action: send, where: "status = 'new'", on_error: note_error}
+      marks: {action: send, where: "status = 'new'", on_error: mark_failed}
+      calls: {action: send, where: "status = 'new'", on_error: alert, discard_cooldown: 10m}
+      trusts: {action: send, where: "status = 'new'", on_error: own_code}
+"""
+
+
+def test_check_warns_when_on_error_cannot_make_the_row_stop_matching(tmp_path: Path) -> None:
+    """An on_error that cannot change what the where looks at (an update of other
+    columns, an http call) is warned about at its file:line:column, with the cooldown
+    after which the row runs again; the file stays valid (exit 0). An update of a where
+    column and a python on_error are not warned about."""
+    path = tmp_path / "jobd.yaml"
+    path.write_text(RESTLESS)
+    result = jobd("check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 2, result.stderr
+    assert warnings[0].startswith(
+        f"{path}:12:69: resources.orders.triggers.notes_only.on_error: warning: on_error "
+        "'note_error' sets only \"last_error\", but the trigger matches rows on \"status\""
+    )
+    assert "again after each discard_cooldown (1h)" in warnings[0]
+    assert warnings[1].startswith(f"{path}:14:64: resources.orders.triggers.calls.on_error:")
+    assert "is an http call, which cannot change the row" in warnings[1]
+    assert "discard_cooldown (10m)" in warnings[1]
