@@ -28,6 +28,7 @@ from typing import Any
 from jobd.actions.base import ActionContext
 from jobd.common.entrypoints import call_maybe_async, is_async_callable, load_callable
 from jobd.common.threads import DaemonThreads
+from jobd.sql.db import lend
 
 
 class PythonAction:
@@ -40,4 +41,5 @@ class PythonAction:
         self.threads = None if is_async_callable(self.fn) else DaemonThreads(threads, name)
 
     async def run(self, ctx: ActionContext) -> Any:
+        lend(ctx.conn)  # user code may leave session state on it: reset at release
         return await call_maybe_async(self.fn, ctx, executor=self.threads)

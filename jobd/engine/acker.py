@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from jobd.engine.events import emit_job_ended, emit_lost, emit_outcome
+from jobd.engine.insert import INSERT_CHANNEL, channel
 from jobd.engine.jobs import Job, JobState, OutcomeKind
 from jobd.sql import queries
 from jobd.sql.db import backoff_s, is_transient
@@ -64,6 +65,7 @@ class Acker:
         self.delay_s = delay_s
         self.on_flush = on_flush  # called with counts per outcome after each flush
         self._q = queries(schema)
+        self._notify = channel(schema, INSERT_CHANNEL)  # releases wake the queue's nodes
         self._completions: list[Completion] = []
         self._outcomes: list[Outcome] = []
         self._pending = asyncio.Event()
@@ -209,7 +211,9 @@ class Acker:
         elif o.kind == OutcomeKind.SNOOZED:
             row = await conn.fetchval(q["ack_snooze"], job.id, job.attempt, node, o.delay_s)
         else:
-            row = await conn.fetchval(q["release_jobs"], [job.id], [job.attempt], node)
+            row = await conn.fetchval(
+                q["release_jobs"], [job.id], [job.attempt], node, self._notify
+            )
         if row is None:
             emit_lost(job.id, job.queue, job.worker, job.attempt, o.kind)
         else:

@@ -105,6 +105,7 @@ class Engine:
                 max_rescues=cfg.max_rescues,
             )
             self._apply_paused(self.producers[qcfg.name])
+            self.producers[qcfg.name].notifications = self.notifier.connected
         self._leader = Leader(self.pool, cfg, self.node_id)
         lead_services = LeaderServices(self.pool, cfg, self._leader)
         self._spawn("acker", self.acker.run())

@@ -18,6 +18,7 @@ import structlog
 
 from jobd.engine.config import EngineConfig
 from jobd.engine.events import emit_job_ended
+from jobd.engine.insert import INSERT_CHANNEL, channel
 from jobd.engine.jobs import OutcomeKind
 from jobd.sql import queries
 from jobd.sql.driver import Connection
@@ -40,9 +41,10 @@ async def lifeline_once(
     """Rescue orphaned jobs and delete dead nodes as of `now`; returns jobs rescued."""
     q = queries(config.schema)
     cutoff = dead_cutoff(config, now)
+    notify = channel(config.schema, INSERT_CHANNEL)
     total = 0
     for _ in range(MAX_BATCHES):
-        rows = await conn.fetch(q["lifeline_rescue"], cutoff, batch, now)
+        rows = await conn.fetch(q["lifeline_rescue"], cutoff, batch, now, notify)
         for row in rows:
             emit_job_ended(
                 OutcomeKind.RESCUED,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import traceback
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ import structlog
 from jobd.engine.acker import Acker, Completion, Outcome
 from jobd.engine.context import JobContext
 from jobd.engine.events import emit_fail, emit_job_ended, emit_start, job_keys
+from jobd.engine.insert import INSERT_CHANNEL, channel
 from jobd.engine.jobs import ClaimLost, Job, OutcomeKind
 from jobd.engine.queues import QueueState, global_lock_key
 from jobd.engine.registry import Registered, WorkerRegistry
@@ -42,6 +44,10 @@ MAX_ERROR_CHARS = 8000  # traceback text kept per error entry
 # unless commits are slow (fsync-bound disk), so the default is 1.
 MAX_IN_FLIGHT = 1
 COALESCE_S = 0.002  # most a refill of a few slots waits for more slots to free up
+# An idle queue's poll while notifications are heard: every way a job becomes available
+# notifies its queue (inserts, staging, rescues, releases, moves, retries), so this poll
+# only bounds the wait after a lost notification.
+SAFETY_POLL_S = 30.0
 
 
 def job_from_row(row: Record, node_id: str) -> Job:
@@ -216,6 +222,14 @@ class Producer:
         self._fetching: set[asyncio.Task[None]] = set()
         self._reserved = 0  # slots promised to fetches in flight
         self._busy = False  # the last fetch got all it asked for: more are likely waiting
+        # Demand since the last fetch began: a notification, a settings change. Without it
+        # (or `_busy`, or a due poll) an idle queue does not fetch: a fetch that found
+        # nothing must not wake the loop into the next one.
+        self._poked = True
+        self._fetched_at = -math.inf  # when the last fetch began (monotonic)
+        # Set (by the engine) while insert notifications are heard: then a poll is only a
+        # safety net against a lost one, and an idle queue polls rarely.
+        self.notifications: asyncio.Event | None = None
         self._failures = 0
         self._retry_at = 0.0
         self._unsure = False  # a fetch failed mid-flight: its claim may have committed
@@ -231,6 +245,8 @@ class Producer:
         return self.state.name
 
     def wake(self) -> None:
+        """Jobs may be waiting (an insert was notified, a queue signalled): fetch soon."""
+        self._poked = True
         self._wake.set()
 
     def apply(self, state: QueueState) -> None:
@@ -238,7 +254,7 @@ class Producer:
         if state.paused != self.state.paused:
             log.info("queue.paused" if state.paused else "queue.resumed", queue=state.name)
         self.state = state
-        self._wake.set()
+        self.wake()
 
     def stop_fetching(self) -> None:
         self._stopping = True
@@ -268,7 +284,9 @@ class Producer:
             if self._unsure and not self._fetching and retry_in_s <= 0:
                 await self._release_unknown_claims()
                 continue
-            if free > 0 and len(self._fetching) < in_flight_max and retry_in_s <= 0:
+            poll_in_s = self._fetched_at + self.poll_every_s() - time.monotonic()
+            wanted = self._busy or self._poked or poll_in_s <= 0
+            if free > 0 and wanted and len(self._fetching) < in_flight_max and retry_in_s <= 0:
                 if self.running and free < state.limit // 4 and not coalesced:
                     # Jobs trickle out: give their neighbours a moment to finish too, so
                     # one statement acks and refills several slots instead of one each.
@@ -276,9 +294,23 @@ class Producer:
                     await asyncio.sleep(COALESCE_S)
                     continue
                 coalesced = False
+                self._poked = False
+                self._fetched_at = time.monotonic()
                 self._launch(state, min(free, -(-state.limit // in_flight_max)))
                 continue
-            await self._wait(self.poll_interval_s if retry_in_s <= 0 else retry_in_s)
+            # Nothing to do now: sleep until woken or a retry is due, at most one poll
+            # interval (then look again: the notifier may have gone deaf meanwhile).
+            if retry_in_s > 0:
+                await self._wait(retry_in_s)
+            else:
+                every_s = self.poll_interval_s
+                await self._wait(poll_in_s if 0 < poll_in_s < every_s else every_s)
+
+    def poll_every_s(self) -> float:
+        """How often an idle queue fetches without being told: `poll_interval_s` while no
+        notification can arrive, at most every SAFETY_POLL_S while they do."""
+        heard = self.notifications is not None and self.notifications.is_set()
+        return max(self.poll_interval_s, SAFETY_POLL_S) if heard else self.poll_interval_s
 
     def _launch(self, state: QueueState, demand: int) -> None:
         self._reserved += demand
@@ -316,7 +348,11 @@ class Producer:
         known = list(self.running) + list(self.acker.pending_ids())
         try:
             rows = await self.pool.fetch(
-                self._q["release_unknown_claims"], self.name, self.node_id, known
+                self._q["release_unknown_claims"],
+                self.name,
+                self.node_id,
+                known,
+                channel(self.schema, INSERT_CHANNEL),
             )
         except Exception as exc:
             if not is_transient(exc):

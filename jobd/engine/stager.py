@@ -26,9 +26,10 @@ MAX_BATCHES = 20
 
 
 async def stage_once(
-    conn: Connection, config: EngineConfig, now: datetime, *, batch: int = STAGE_BATCH
+    conn: Connection, config: EngineConfig, now: datetime | None, *, batch: int = STAGE_BATCH
 ) -> int:
-    """Stage jobs due at `now` (database time); returns how many became available."""
+    """Stage jobs due at `now` (database time; None: the database's now); returns how
+    many became available."""
     sql = queries(config.schema)["stage_due"]
     notify_channel = channel(config.schema, INSERT_CHANNEL)
     total = 0
@@ -44,9 +45,10 @@ async def stage_once(
 
 
 async def sweep_uniq_holds_once(
-    conn: Connection, config: EngineConfig, now: datetime, *, batch: int = SWEEP_BATCH
+    conn: Connection, config: EngineConfig, now: datetime | None, *, batch: int = SWEEP_BATCH
 ) -> int:
-    """Clear the unique keys whose hold expired by `now`; returns how many were cleared."""
+    """Clear the unique keys whose hold expired by `now` (None: the database's now);
+    returns how many were cleared."""
     sql = queries(config.schema)["uniq_hold_sweep"]
     total = 0
     for _ in range(MAX_BATCHES):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -47,6 +48,28 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+# Pool connections handed to user code (a python action's `ctx.conn`) since their last
+# release: only these may carry session state (SET, LISTEN, advisory locks, cursors).
+_lent: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+
+def lend(conn: Connection | None) -> None:
+    """`conn` (from jobd's pool) goes to user code: reset it fully when it is released."""
+    raw = getattr(conn, "_con", conn)  # the pool's proxy wraps the connection
+    if raw is not None:  # None: released already, or no connection at all (tests)
+        _lent.add(raw)
+
+
+async def reset_if_lent(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release. asyncpg's default runs a reset query (advisory unlock,
+    CLOSE ALL, UNLISTEN, RESET ALL) on every release: a round trip for each of jobd's own
+    statements, which never leave session state. Only a lent connection, or one left in a
+    transaction, needs it."""
+    if conn in _lent or conn.is_in_transaction():
+        _lent.discard(conn)
+        await conn.reset()
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
     """An asyncpg pool with jobd's codecs and `application_name='jobd'`."""
     settings = {"application_name": APPLICATION_NAME}
@@ -56,6 +79,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Poo
             min_size=min_size,
             max_size=max_size,
             init=init_connection,
+            reset=reset_if_lent,
             server_settings=settings,
         )
     except (OSError, asyncpg.PostgresError) as exc:

@@ -92,14 +92,15 @@ FROM acked
 -- name: release_unknown_claims
 -- After a fetch failed on a lost connection, its claim may have committed with the reply
 -- lost: those jobs are `executing` for this node, but no task of it runs them, and the
--- lifeline never rescues a live node's jobs. Put them back. $1 queue, $2 node id,
--- $3 ids this node knows (running, or their outcome waiting to be written; bigint[]).
+-- lifeline never rescues a live node's jobs. Put them back (and notify the queue). $1
+-- queue, $2 node id, $3 ids this node knows (running, or their outcome waiting to be
+-- written; bigint[]), $4 the insert notification channel.
 UPDATE {schema}.jobs AS j
 SET state = 'available', attempt = j.attempt - 1, scheduled_at = now(),
     attempted_at = NULL, attempted_by = NULL
 WHERE j.state = 'executing' AND j.queue = $1 AND j.attempted_by = $2
   AND NOT (j.id = ANY($3::bigint[]))
-RETURNING j.id
+RETURNING j.id, pg_notify($4, j.queue)
 
 -- name: lock_queue
 -- Transaction advisory lock serializing global_limit fetches of one queue. $1 lock key
@@ -178,8 +179,9 @@ RETURNING j.id
 
 -- name: release_jobs
 -- Graceful stop: jobs still running when the grace period ends go back to available,
--- their attempt not counted. $1 ids bigint[], $2 attempts int[], $3 node id. Same shape
--- as ack_completed, for the same reason.
+-- their attempt not counted, and their queue is notified (another node may run them).
+-- $1 ids bigint[], $2 attempts int[], $3 node id, $4 the insert notification channel.
+-- Same shape as ack_completed, for the same reason.
 WITH a AS MATERIALIZED (
   SELECT u.id, u.attempt, $3::text AS node, 'executing'::{schema}.job_state AS state
   FROM unnest($1::bigint[], $2::int[]) AS u(id, attempt)
@@ -189,7 +191,7 @@ SET state = 'available', attempt = j.attempt - 1, scheduled_at = now(),
     attempted_at = NULL, attempted_by = NULL
 FROM a
 WHERE j.id = a.id AND j.attempt = a.attempt AND j.attempted_by = a.node AND j.state = a.state
-RETURNING j.id
+RETURNING j.id, pg_notify($4, j.queue)
 
 -- name: drain_stage_due
 -- Move scheduled and retryable jobs whose time has come to available (drain for tests;

@@ -46,11 +46,12 @@ DELETE FROM {schema}.leader WHERE name = 'jobd' AND node_id = $1
 
 -- name: stage_due
 -- Move scheduled/retryable jobs whose time has come to available, one bounded batch, and
--- notify each affected queue once. $1 now (timestamptz), $2 batch size, $3 channel.
+-- notify each affected queue once. $1 now (timestamptz; NULL: the statement's own
+-- time), $2 batch size, $3 channel.
 -- Returns one row per queue with the number of jobs staged there.
 WITH due AS (
   SELECT id FROM {schema}.jobs
-  WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= $1
+  WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= coalesce($1, now())
   ORDER BY scheduled_at, id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
@@ -66,7 +67,8 @@ SELECT queue, staged, pg_notify($3, queue) FROM per_queue
 -- name: uniq_hold_sweep
 -- Clear uniq_key on terminal jobs whose hold (seconds, in uniq_hold under the job's state,
 -- or under `handled` for a completed job whose failure on_error handled) has passed, so the
--- key can be used again. $1 now (timestamptz), $2 batch size.
+-- key can be used again. $1 now (timestamptz; NULL: the statement's own time), $2 batch
+-- size.
 WITH expired AS (
   SELECT j.id FROM {schema}.jobs AS j
   CROSS JOIN LATERAL (
@@ -77,7 +79,8 @@ WITH expired AS (
     AND j.state IN ('completed', 'cancelled', 'discarded')
     AND jsonb_typeof(j.uniq_hold -> h.held_as) = 'number'
     AND coalesce(j.completed_at, j.cancelled_at, j.discarded_at)
-        + make_interval(secs => (j.uniq_hold ->> h.held_as)::float8) <= $1
+        + make_interval(secs => (j.uniq_hold ->> h.held_as)::float8)
+        <= coalesce($1, now())
   LIMIT $2
   FOR UPDATE OF j SKIP LOCKED
 )
@@ -90,7 +93,9 @@ FROM expired WHERE j.id = expired.id
 -- to available with its attempt not counted, meta.rescued counts the rescues and an error
 -- entry says why. (The engine ends a job rescued more than engine.max_rescues times as a
 -- final failure when it next claims it: see Producer.) The unique key stays: the job is
--- incomplete. $1 cutoff (timestamptz: heartbeats before it are dead), $2 batch size, $3 now.
+-- incomplete. Each rescued job's queue is notified (idle producers poll rarely).
+-- $1 cutoff (timestamptz: heartbeats before it are dead), $2 batch size, $3 now,
+-- $4 the insert notification channel.
 WITH orphans AS (
   SELECT j.id, j.attempted_by FROM {schema}.jobs j
   WHERE j.state = 'executing'
@@ -116,7 +121,7 @@ WITH orphans AS (
   RETURNING j.id, j.queue, j.worker, j.attempt + 1 AS attempt, o.attempted_by,
             (j.meta ->> 'rescued')::int AS rescued
 )
-SELECT * FROM rescued
+SELECT r.*, pg_notify($4, r.queue) FROM rescued AS r
 
 -- name: lifeline_dead_nodes
 -- Delete node rows whose heartbeat is older than the cutoff and that hold no executing job
