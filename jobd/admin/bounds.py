@@ -5,7 +5,9 @@ bounds, clients that open connections and never finish a request (half-sent head
 body trickled byte by byte, idle keep-alives) pile up until the process cannot open a
 socket, and the engine's database connections fail. So:
 
-- at most `MAX_CONNECTIONS` connections at once: one more is closed at once;
+- at most `MAX_CONNECTIONS` connections at once: one more takes the place of the oldest
+  connection that has not sent a request head yet (so half-open connections cannot keep
+  `/healthz` out), or is closed at once when every held one is serving a request;
 - a connection must send a whole request head within `HEAD_TIMEOUT_S` of opening;
 - a request (body included) must be answered within `REQUEST_TIMEOUT_S` (408 after that);
 - an idle keep-alive connection is closed after `KEEPALIVE_S`.
@@ -41,9 +43,10 @@ class BoundedServer(web.Server):
     max_connections = MAX_CONNECTIONS
     head_timeout_s = HEAD_TIMEOUT_S
     refused = 0  # connections closed at once for being over the cap
+    evicted = 0  # silent connections closed to make room for a new one
 
     def __call__(self) -> Any:  # the protocol factory, one call per new connection
-        if len(self.connections) < self.max_connections:
+        if len(self.connections) < self.max_connections or self._evict_silent():
             return super().__call__()
         self.refused += 1
         if self.refused == 1 or self.refused % 100 == 0:
@@ -54,6 +57,26 @@ class BoundedServer(web.Server):
                 reason="too many open connections to the admin listener",
             )
         return _Refuse()
+
+    def _evict_silent(self) -> bool:
+        """Close the oldest connection that has not sent a request head yet, so a flood
+        of half-open connections cannot keep a health check out; False when every held
+        connection is serving (then the new one is refused)."""
+        for handler in self.connections:  # oldest first
+            transport = handler.transport
+            silent = getattr(handler, "_request_count", 1) == 0
+            if silent and transport is not None and not transport.is_closing():
+                transport.abort()
+                self.evicted += 1
+                if self.evicted == 1 or self.evicted % 100 == 0:
+                    log.warning(
+                        "admin.connection_evicted",
+                        evicted=self.evicted,
+                        limit=self.max_connections,
+                        reason="the oldest connection without a request head made room",
+                    )
+                return True
+        return False
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)

@@ -288,11 +288,12 @@ class Engine:
         self._schedule_refresh()
 
     def _on_notifier_connect(self) -> None:
-        # Signals and inserts sent while we were not listening are lost: catch up.
+        # Signals and inserts sent while we were not listening are lost: catch up. Also on
+        # the first connect: the queues table was read at start, before we listened, and a
+        # scale or pause written in between would otherwise never reach this node.
         for producer in self.producers.values():
             producer.wake()
-        if self.notifier.connects > 1:
-            self._schedule_refresh()
+        self._schedule_refresh()
 
     def _schedule_refresh(self) -> None:
         # One refresh task at a time; a signal during a refresh makes it read once more.

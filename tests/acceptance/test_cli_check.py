@@ -163,7 +163,7 @@ def test_check_warns_when_on_error_cannot_make_the_row_stop_matching(tmp_path: P
     assert len(warnings) == 2, result.stderr
     assert warnings[0].startswith(
         f"{path}:12:69: resources.orders.triggers.notes_only.on_error: warning: on_error "
-        "'note_error' sets only \"last_error\", but the trigger matches rows on \"status\""
+        '\'note_error\' sets only "last_error", but the trigger matches rows on "status"'
     )
     assert "again after each discard_cooldown (1h)" in warnings[0]
     assert warnings[1].startswith(f"{path}:14:64: resources.orders.triggers.calls.on_error:")
