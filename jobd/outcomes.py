@@ -56,3 +56,14 @@ class Discard(JobOutcome):
     def __init__(self, reason: str = "discarded") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The `kind` of a failed attempt, the same in the job's errors and in on_error's
+    `{error: kind}`: the one the exception names (an action's failure, the engine's
+    RescuedTooOften), `timeout` for a timeout (a trigger's own `timeout` arrives as one),
+    else `error`."""
+    kind = getattr(exc, "kind", None)
+    if isinstance(kind, str) and kind:
+        return kind
+    return "timeout" if isinstance(exc, TimeoutError) else "error"

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobd.errors import JobdError
+from jobd.outcomes import failure_kind
 
 
 class ActionFailure(JobdError):
@@ -60,7 +61,6 @@ def describe_error(exc: BaseException, attempt: int) -> dict[str, Any]:
     """The `{error: ...}` fields an on_error action sees: message, kind, status, attempt."""
     if isinstance(exc, ActionFailure):
         return {"message": str(exc), "kind": exc.kind, "status": exc.status, "attempt": attempt}
-    # Other failures may name their kind too (the engine's RescuedTooOften: "rescued").
-    kind = getattr(exc, "kind", None) or ("timeout" if isinstance(exc, TimeoutError) else "error")
+    kind = failure_kind(exc)  # others may name theirs too (RescuedTooOften: "rescued")
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return {"message": message, "kind": kind, "status": None, "attempt": attempt}

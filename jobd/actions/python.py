@@ -14,8 +14,9 @@ that hangs holds one of its own action's threads until it returns, never another
 action's, and never keeps the daemon from stopping; a trigger's `timeout` stops waiting
 for it and frees the job's slot, it cannot stop the thread.
 
-The return value is the action's result (recorded on the job; `{response: path}` in
-on_success). `jobd.Snooze`, `jobd.Cancel`, `jobd.Discard` and every other exception
+The return value is the action's result (`ctx.response` and `{response: path}` in
+on_success; it is not recorded on the job).
+`jobd.Snooze`, `jobd.Cancel`, `jobd.Discard` and every other exception
 propagate unchanged to the worker, which decides what they mean; a BaseException that is
 not an Exception (SystemExit, KeyboardInterrupt, ...) arrives as `UserCodeExit`, a failed
 attempt like any other.

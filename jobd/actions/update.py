@@ -64,7 +64,9 @@ class UpdateAction:
             raise JobdError(f"update action {self.name!r} needs the job's primary key")
         table = ctx.table_sql or self._default_table
         key_columns = tuple(ctx.primary_key)
-        sql = _statement(table, tuple(self.values), tuple(self.expressions.items()), key_columns)
+        sql = update_statement(
+            table, tuple(self.values), tuple(self.expressions.items()), key_columns
+        )
         bound = {
             c: resolve_value(v, ctx) for c, v in self.values.items() if c not in self.expressions
         }
@@ -77,7 +79,7 @@ class UpdateAction:
 
 
 @cache
-def _statement(
+def update_statement(
     table: str,
     columns: tuple[str, ...],
     expressions: tuple[tuple[str, str], ...],

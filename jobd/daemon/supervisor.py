@@ -24,6 +24,7 @@ from jobd.actions.http import HttpClient
 from jobd.admin.server import AdminDeps, AdminServer
 from jobd.config import load_config
 from jobd.daemon import sdnotify
+from jobd.engine import ops
 from jobd.engine.config import POOL_RESERVE, CronEntry, EngineConfig, QueueConfig
 from jobd.engine.engine import Engine
 from jobd.engine.registry import WorkerRegistry
@@ -209,7 +210,9 @@ class Daemon:
         answers /readyz with 503 until `_serve` hands it the running generation."""
         if spec.admin.listen is None:
             return
-        self.admin_deps = AdminDeps(self.pool, spec.database.schema)
+        # The API refuses a scale this node's pool cannot hold (the engine caps it anyway).
+        capacity = ops.PoolCapacity(self.pool.get_max_size(), POOL_HEADROOM)
+        self.admin_deps = AdminDeps(self.pool, spec.database.schema, capacity=capacity)
         self.admin = AdminServer(spec.admin.listen, spec.admin.token, self.admin_deps)
         await self.admin.start()
 

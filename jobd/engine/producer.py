@@ -30,7 +30,7 @@ from jobd.engine.jobs import ClaimLost, Job, OutcomeKind
 from jobd.engine.queues import QueueState, global_lock_key
 from jobd.engine.registry import Registered, WorkerRegistry
 from jobd.errors import JobdError
-from jobd.outcomes import Cancel, Discard, Snooze
+from jobd.outcomes import Cancel, Discard, Snooze, failure_kind
 from jobd.sql import queries
 from jobd.sql.db import backoff_s, is_conflict, is_outage, is_transient
 from jobd.sql.driver import Executor, Pool, Record
@@ -170,7 +170,7 @@ async def execute(
             keys = job_keys(job.id, job.queue, job.worker, job.attempt)
             emit("job.database_error", EMPTY, {**keys, "error": repr(exc)})
             return Outcome(OutcomeKind.SNOOZED, job, None, retry_s, outage=is_outage(exc))
-        return _failure(job, registered, exc, "error")
+        return _failure(job, registered, exc, failure_kind(exc))
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     if ctx.ended is not None:  # the worker ended the job in its own transaction
         emit_job_ended(

@@ -18,6 +18,7 @@ import asyncpg
 
 from jobd.common.jsontext import json_text
 from jobd.errors import DatabaseError
+from jobd.sql import queries
 from jobd.sql.driver import Connection, Pool
 from jobd.sql.dsn import describe_url as describe_url  # where the daemon reads it
 from jobd.sql.dsn import url_error
@@ -166,3 +167,21 @@ async def retrying(fn: Callable[..., Awaitable[T]], *args: Any, attempts: int = 
                 raise
             await asyncio.sleep(backoff_s(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _RolledBack(Exception):
+    """Ends a read-only block: it is rolled back, never committed."""
+
+
+async def read_only(conn: Connection, work: Callable[[], Awaitable[T]]) -> T:
+    """`await work()` in a READ ONLY transaction (a savepoint when `conn` is in one),
+    rolled back afterwards: a statement that writes fails instead of writing."""
+    result: list[T] = []
+    try:
+        async with conn.transaction():
+            await conn.execute(queries()["set_read_only"])
+            result.append(await work())
+            raise _RolledBack
+    except _RolledBack:
+        pass
+    return result[0]

@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 
-from jobd.actions.update import UpdateAction, _statement
+from jobd.actions.update import UpdateAction, update_statement
 from jobd.common.entrypoints import load_callable
 from jobd.common.jsontext import json_text
 from jobd.config.durations import format_duration
@@ -321,7 +321,9 @@ async def _sql_value(
     column = path[-1]
     assert isinstance(column, str)
     assignment = ((column, built.expressions[column]),)
-    problem = await probe.refuses(_statement(table_sql, (column,), assignment, table.primary_key))
+    problem = await probe.refuses(
+        update_statement(table_sql, (column,), assignment, table.primary_key)
+    )
     if problem:
         probe.add(path, problem)
 

@@ -23,20 +23,18 @@ a READ ONLY transaction (`read_only`): a query that writes fails instead of writ
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from jobd.config.yamlload import KeyPath, format_path
 from jobd.errors import JobdError, UsageError
 from jobd.model import Resource, SortKey, Spec, SqlValue
 from jobd.sql import queries
+from jobd.sql.db import read_only as read_only  # re-exported for jobd.triggers.check
 from jobd.sql.driver import Connection, Record
 from jobd.sql.ident import is_identifier, quote_ident, quote_qualified
 from jobd.triggers.tenants import TenantSourceError, list_tenants
 from jobd.where import Expression, WhereError, check_columns, parse_expression
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,24 +75,6 @@ def require_tenant(resource: Resource, tenant: str | None) -> None:
     tenancy = resource.multitenancy
     if tenant is None and tenancy is not None and tenancy.strategy == "schema":
         raise UsageError(tenant_needed(resource.name))
-
-
-class _RolledBack(Exception):
-    """Ends a read-only block: it is rolled back, never committed."""
-
-
-async def read_only(conn: Connection, work: Callable[[], Awaitable[T]]) -> T:
-    """`await work()` in a READ ONLY transaction (a savepoint when `conn` is in one),
-    rolled back afterwards: a statement that writes fails instead of writing."""
-    result: list[T] = []
-    try:
-        async with conn.transaction():
-            await conn.execute(queries()["set_read_only"])
-            result.append(await work())
-            raise _RolledBack
-    except _RolledBack:
-        pass
-    return result[0]
 
 
 @dataclass(frozen=True)
@@ -242,7 +222,7 @@ async def _resolve_checked(
     if resource.multitenancy is not None and resource.multitenancy.strategy == "schema":
         source = resource.list_tenants
         try:
-            tenants = await read_only(conn, lambda: list_tenants(source, conn))
+            tenants = await list_tenants(source, conn)  # read-only itself
         except TenantSourceError as exc:
             path = ("resources", resource.name, "list_tenants", source.kind if source else "")
             return None, [Finding(path, str(exc))]

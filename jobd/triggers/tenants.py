@@ -16,6 +16,7 @@ import structlog
 from jobd.common.entrypoints import EntrypointError, call_maybe_async, load_callable
 from jobd.errors import JobdError
 from jobd.model import TenantSource
+from jobd.sql.db import read_only
 from jobd.sql.driver import Connection
 from jobd.sql.ident import is_identifier
 
@@ -34,8 +35,9 @@ async def _raw_names(source: TenantSource, conn: Connection) -> list[Any]:
     if source.kind == "sql":
         if not source.sql:
             raise TenantSourceError("list_tenants: empty sql")
-        try:
-            rows = await conn.fetch(source.sql)
+        sql = source.sql
+        try:  # read-only, as `jobd check` requires: a listing never writes
+            rows = await read_only(conn, lambda: conn.fetch(sql))
         except Exception as exc:  # the user's query: any driver error is theirs to fix
             raise TenantSourceError(f"list_tenants sql failed: {exc}") from exc
         return [row[0] for row in rows]

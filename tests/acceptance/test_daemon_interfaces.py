@@ -125,7 +125,7 @@ def test_queue_pause_and_resume_reach_the_live_daemon(
 
 def test_queue_scale_and_list_commands(db: str, port: int, tmp_path: Path, daemon_for: Any) -> None:
     """`queues scale` sets (and `--reset` restores) a limit the live daemon's API
-    reports; `queues list` shows it as a table; `jobs cancel` of a completed job exits 1
+    reports, and that API refuses a limit beyond its pool; `queues list` shows it as a table; `jobs cancel` of a completed job exits 1
     with a message."""
     config = h.write_config(tmp_path / "jobd.yaml", db, port)
     c = ("-c", str(config))
@@ -134,6 +134,9 @@ def test_queue_scale_and_list_commands(db: str, port: int, tmp_path: Path, daemo
     assert "limit 3" in cli_ok("queues", "scale", "work", "3", *c)
     queues = h.http(port, "/api/queues")[1]["queues"]
     assert next(q for q in queues if q["name"] == "work")["limit"] == 3
+    # the live daemon's API refuses a limit its pool cannot hold (the pool: 5 + 5 + 5)
+    status, body = h.http(port, "/api/queues/work/scale", method="POST", body={"limit": 500})
+    assert status == 400 and "pool_size" in body["error"] + body.get("hint", ""), body
     assert "limit 5" in cli_ok("queues", "scale", "work", "--reset", *c)
     table = cli_ok("queues", "list", *c)
     assert re.search(r"^work\s+no\s+5\b", table, re.M), table

@@ -127,7 +127,8 @@ async def test_hung_sync_calls_starve_nothing_and_do_not_hold_sigterm(
         assert await settle(slots_freed, 10), await states(conn, "stuck.hang")
         discarded, timeouts = await conn.fetchrow(  # one snapshot: jobs keep timing out
             "SELECT count(*), count(*) FILTER (WHERE errors[cardinality(errors)]->>'error'"
-            "   LIKE '%attempt timed out after 1%')"
+            "   LIKE '%attempt timed out after 1%'"
+            "   AND errors[cardinality(errors)]->>'kind' = 'timeout')"
             " FROM jobd.jobs WHERE worker = 'stuck.hang' AND state = 'discarded'"
         )
         assert timeouts == discarded, (timeouts, discarded)
