@@ -125,8 +125,8 @@ def test_queue_pause_and_resume_reach_the_live_daemon(
 
 def test_queue_scale_and_list_commands(db: str, port: int, tmp_path: Path, daemon_for: Any) -> None:
     """`queues scale` sets (and `--reset` restores) a limit the live daemon's API
-    reports, and that API refuses a limit beyond its pool; `queues list` shows it as a table; `jobs cancel` of a completed job exits 1
-    with a message."""
+    reports, and that API refuses a limit beyond its pool; `queues list` shows it as a
+    table; `jobs cancel` of a completed job exits 1 with a message."""
     config = h.write_config(tmp_path / "jobd.yaml", db, port)
     c = ("-c", str(config))
     daemon = daemon_for(config)
