@@ -225,6 +225,7 @@ class Trigger:
     timeout_s: float | None
     trigger_once: bool
     lock_for_update: bool
+    action_in_transaction: bool  # false: nothing is held while the action runs
     on_success: str | None
     on_error: str | None
     on_error_fails_job: bool

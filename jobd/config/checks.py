@@ -136,6 +136,7 @@ def _check_trigger(
         if written.has(key) and queues is not None:
             found.reference((*path, key), "queue", getattr(trigger, key), queues, "queues")
     _check_tenancy(found, path, resource, trigger, written)
+    _check_outside_transaction(found, path, resource, trigger, written)
     check_persister(found, (*path, "actor_persister"), written.persister)
     _check_set_sources(found, path, resource, trigger)
     for key in ("action", "on_success", "on_error"):
@@ -146,6 +147,30 @@ def _check_trigger(
                 (*path, key),
                 f"action '{name}' uses {', '.join(used)}, which only a scheduled action has",
             )
+
+
+def _check_outside_transaction(
+    found: Findings, path: KeyPath, resource: Resource, trigger: Trigger, written: _Written
+) -> None:
+    """With `action_in_transaction: false` nothing is held while the action runs: no row
+    lock to keep, no connection for an `update` action."""
+    if trigger.action_in_transaction:
+        return
+    if written.has("lock_for_update") and trigger.lock_for_update:
+        found.add(
+            (*path, "lock_for_update"),
+            "lock_for_update: true holds the row lock while the action runs, and "
+            "action_in_transaction: false holds nothing then; remove one of them (without "
+            "the lock, the rows that still match are locked after the action)",
+        )
+    action = resource.actions.get(trigger.action)
+    if action is not None and action.update is not None:
+        found.add(
+            (*path, "action"),
+            f"action {trigger.action!r} is an update, which runs in the job's transaction; "
+            "with action_in_transaction: false there is none while the action runs: make "
+            "it the on_success, or remove action_in_transaction: false",
+        )
 
 
 def _check_tenancy(

@@ -99,6 +99,7 @@ def build_trigger(resource: str, name: str, raw: Raw, scope: Inherited) -> Trigg
         timeout_s=optional_s(opts.get("timeout")),
         trigger_once=opts["trigger_once"],
         lock_for_update=opts["lock_for_update"],
+        action_in_transaction=opts["action_in_transaction"],
         on_success=opts.get("on_success"),
         on_error=opts.get("on_error"),
         on_error_fails_job=opts["on_error_fails_job"],
