@@ -31,8 +31,18 @@ def ensure_venv() -> None:
     print("dev.py: installing jobd[dev] into .venv", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    # The distribution was called `jobd` before it took the free name `pgjobd` (the import
+    # package and the command kept theirs): an old editable install would shadow its
+    # metadata, so it goes first.
+    if _installed("jobd"):
+        subprocess.run([*pip[:3], "uninstall", "-y", "-q", "jobd"], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
     STAMP.touch()
+
+
+def _installed(distribution: str) -> bool:
+    probe = f"import importlib.metadata as m; m.distribution({distribution!r})"
+    return subprocess.run([str(BIN / "python"), "-c", probe], capture_output=True).returncode == 0
 
 
 def run(argv: list[str]) -> int:

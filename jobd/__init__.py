@@ -10,8 +10,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+DISTRIBUTION = "pgjobd"  # the name on the package index; the import package is `jobd`
+
 try:
-    __version__ = version("jobd")
+    __version__ = version(DISTRIBUTION)
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+unknown"
 

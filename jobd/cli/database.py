@@ -10,7 +10,12 @@ from jobd.cli.common import Command, Db, add_config, command, find_trigger
 
 def register(sub: Any) -> dict[str, Command]:
     help_text = "create or upgrade jobd's tables and write the configuration's SQL API registry"
-    add_config(sub.add_parser("migrate", help=help_text))
+    p = add_config(sub.add_parser("migrate", help=help_text))
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the migrations it would apply and what it would write; change nothing",
+    )
     help_text = "print a trigger's scheduler SQL and its worker's re-read SQL"
     p = add_config(sub.add_parser("explain", help=help_text))
     p.add_argument("resource")
@@ -27,6 +32,8 @@ async def cmd_migrate(args: argparse.Namespace, db: Db) -> int:
     from jobd.sql.migrate import migrate
     from jobd.triggers.sql_api import sync_registry
 
+    if args.dry_run:
+        return await _dry_run(db)
     async with db.pool.acquire() as conn:
         applied = await migrate(conn, db.schema)
         triggers, schedules = await sync_registry(conn, db.spec)
@@ -39,6 +46,29 @@ async def cmd_migrate(args: argparse.Namespace, db: Db) -> int:
         for n, word in [(triggers, "trigger"), (schedules, "schedule")]
     )
     print(f"registry: {counts} (jobd.run_trigger and jobd.run_schedule accept them now)")
+    return 0
+
+
+async def _dry_run(db: Db) -> int:
+    """What `jobd migrate` would do, read only: the pending migrations by number and name."""
+    from jobd.sql import BASELINE, migrations
+    from jobd.sql.migrate import applied_versions
+
+    async with db.pool.acquire() as conn:
+        applied = await applied_versions(conn, db.schema)
+    known = [*BASELINE, *migrations(db.schema)]
+    pending = [m for m in known if applied is None or m.version not in applied]
+    names = ", ".join(f"{m.version} ({m.name})" for m in pending)
+    if applied is None:
+        print(f"schema {db.schema}: not installed; would create it and record migrations {names}")
+    elif pending:
+        print(f"schema {db.schema}: would apply migrations {names}")
+    else:
+        print(f"schema {db.schema}: up to date")
+    print(f"functions: would create or replace jobd's SQL functions in {db.schema} (as always)")
+    triggers = sum(len(r.triggers) for r in db.spec.resources.values())
+    schedules = sum(len(r.scheduled_actions) for r in db.spec.resources.values())
+    print(f"registry: would write {triggers} triggers, {schedules} schedules (nothing changed)")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,7 @@ def _start_daemon(args: argparse.Namespace, *, demo: bool) -> int:
     from jobd.daemon.supervisor import Daemon, run_daemon
     from jobd.logging import configure
 
-    path = args.config or Path("config.example.yaml") if demo else config_path(args)
-    if demo and not path.exists():
-        raise UsageError(
-            f"demo: {path} not found; run it in a checkout of jobd (where "
-            "config.example.yaml is) or give the example with -c FILE"
-        )
+    path = demo_config(args) if demo else config_path(args)
     spec = load_config(path)  # invalid: exit 2 with every problem, before anything starts
     configure(spec.log.level, spec.log.format)
     # Python entrypoints are looked up like `python -m` does: from the working directory.
@@ -44,6 +40,25 @@ def _start_daemon(args: argparse.Namespace, *, demo: bool) -> int:
 
         return run_daemon(DemoDaemon(path, spec))
     return run_daemon(Daemon(path, spec))
+
+
+def demo_config(args: argparse.Namespace) -> Path:
+    """`-c FILE`, else ./config.example.yaml (a checkout), else the copy installed with the
+    package (a wheel ships the example beside the demo's code)."""
+    if args.config is not None:
+        if not args.config.exists():
+            raise UsageError(f"demo: {args.config} not found")
+        return Path(args.config)
+    local = Path("config.example.yaml")
+    if local.exists():
+        return local
+    packaged = resources.files("jobd.demo").joinpath("config.example.yaml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    raise UsageError(
+        "demo: config.example.yaml not found; run it in a checkout of jobd or give the "
+        "example with -c FILE"
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:

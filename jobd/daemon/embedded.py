@@ -32,7 +32,7 @@ def start_embedded(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[str, Any]:
     except ImportError as exc:
         raise EmbeddedUnavailable(
             "database.url is not set and the embedded Postgres is not installed; "
-            "install it with `pip install 'jobd[embedded]'` or set database.url"
+            "install it with `pip install 'pgjobd[embedded]'` or set database.url"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -42,6 +42,16 @@ def test_dockerfile_lints_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_image_reads_its_config_from_jobd_config_and_asks_jobd_health() -> None:
+    """The image names its config once ($JOBD_CONFIG, which every command reads without
+    -c) and its HEALTHCHECK asks `jobd health`, which finds the port in that config."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "JOBD_CONFIG=/etc/jobd/jobd.yaml" in dockerfile
+    assert 'CMD ["jobd", "health"' in dockerfile
+    assert "8370/healthz" not in dockerfile
+    assert '"pgjobd==${JOBD_VERSION}"' in dockerfile
+
+
 def test_package_ships_its_runtime_files() -> None:
     """The JSON Schema, the SQL files and the demo seed are package resources (they are
     read through importlib.resources, so an installed wheel has them too)."""
