@@ -7,8 +7,10 @@ the log level, and nothing that emits an event knows that metrics exist.
 Events read (keys): the events that end an attempt (`outcome`, `queue`, `worker`;
 `duration_ms` on job.complete), job.start (`queue_wait_ms`), scheduler.run (`trigger`,
 `scanned`, `enqueued`), action.http (`action`, `status`), leader.elected and
-leader.resigned. Queue depths, the jobs waiting for a worker and the leader gauge are
-also refreshed on each scrape (`refresh`). A job whose last attempt failed and whose
+leader.resigned. Queue depths, the jobs waiting for a worker, the live nodes and the
+leader gauge are also refreshed on each scrape (`refresh`), and the process's own CPU,
+memory and open file descriptors are read then (prometheus_client's ProcessCollector:
+`process_*`, Linux only). A job whose last attempt failed and whose
 `on_error` handled it counts with outcome `handled`, never as `completed`.
 """
 
@@ -17,11 +19,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
 
+from jobd import __version__
 from jobd.engine.events import EVENT_OF
 from jobd.engine.jobs import JobState, OutcomeKind
 from jobd.engine.ops import queue_depths, waiting_for_worker
+from jobd.sql import queries
 from jobd.sql.driver import Connection
 from jobd.telemetry import attach
 
@@ -79,6 +91,11 @@ class Metrics:
             ["queue", "worker"],
             registry=r,
         )
+        self.nodes = Gauge(
+            "jobd_nodes", "Live daemons (node rows) sharing the database.", registry=r
+        )
+        Info("jobd_build", "The running jobd's version.", registry=r).info({"version": __version__})
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, _resident_memory_bytes, ...
 
     # -- feeding ------------------------------------------------------------------------
 
@@ -129,9 +146,10 @@ class Metrics:
     async def refresh(
         self, conn: Connection, schema: str, *, is_leader: bool | None = None
     ) -> None:
-        """Read queue depths and the jobs waiting for a worker from the database (and the
-        leader flag when given)."""
+        """Read queue depths, the jobs waiting for a worker and the live nodes from the
+        database (and the leader flag when given)."""
         self.set_depths(await queue_depths(conn, schema))
+        self.nodes.set(len(await conn.fetch(queries(schema)["ops_nodes"])))
         self.waiting.clear()  # a pair no longer waiting disappears
         for row in await waiting_for_worker(conn, schema):
             self.waiting.labels(row["queue"], row["worker"]).set(row["jobs"])

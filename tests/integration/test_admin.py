@@ -109,7 +109,8 @@ async def test_probes(admin: Admin) -> None:
 
 
 async def test_metrics_parse_and_count_events(admin: Admin) -> None:
-    """/metrics is valid Prometheus text; telemetry events handed to the metrics and queue
+    """/metrics is valid Prometheus text with the process metrics (CPU, memory, open fds)
+    and jobd_nodes; telemetry events handed to the metrics and queue
     depths read on scrape show up."""
     handle = admin.deps.metrics.handle
     handle("job.complete", {"duration_ms": 12.0}, {"queue": "default", "worker": "w"})
@@ -143,6 +144,11 @@ async def test_metrics_parse_and_count_events(admin: Admin) -> None:
     assert (
         samples[("jobd_job_execution_seconds_count", (("queue", "default"), ("worker", "w")))] == 1
     )
+    # The process's own resources, read at the scrape (Linux: /proc).
+    assert samples[("process_open_fds", ())] > 0
+    assert samples[("process_resident_memory_bytes", ())] > 0
+    assert ("process_cpu_seconds_total", ()) in samples
+    assert ("jobd_nodes", ()) in samples
 
 
 async def test_api_requires_the_token(admin: Admin) -> None:
