@@ -110,8 +110,8 @@ def test_dashboard_has_the_panels_the_issue_names() -> None:
     has a query."""
     text = "\n".join(dashboard_queries())
     for needed in (
-        'sum by (queue, outcome) (rate(jobd_jobs_total',
-        'sum by (queue, worker, outcome) (rate(jobd_jobs_total',
+        "sum by (queue, outcome) (rate(jobd_jobs_total",
+        "sum by (queue, worker, outcome) (rate(jobd_jobs_total",
         "max by (queue, state) (jobd_queue_depth",
         "histogram_quantile(0.95, sum by (le) (rate(jobd_job_execution_seconds_bucket",
         "histogram_quantile(0.95, sum by (le) (rate(jobd_job_queue_wait_seconds_bucket",
@@ -142,8 +142,10 @@ def test_every_metric_the_dashboard_queries_is_exported(
     out = h.run_cli("trigger", "orders", "process", "-c", str(config))
     assert out.returncode == 0, out.stderr
     h.wait_for(
-        lambda: h.sql(db, "SELECT state FROM jobd.jobs WHERE worker = 'orders.process' ORDER BY id")
-        == [{"state": "completed"}, {"state": "discarded"}],
+        lambda: (
+            h.sql(db, "SELECT state FROM jobd.jobs WHERE worker = 'orders.process' ORDER BY id")
+            == [{"state": "completed"}, {"state": "discarded"}]
+        ),
         timeout_s=30,
         what="order 1 completed and order 2 discarded after its retry",
     )
