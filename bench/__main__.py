@@ -55,7 +55,8 @@ STEPS: dict[str, Callable[[bool], Coroutine[Any, Any, dict[str, Any]]]] = {
 
 def describe_machine() -> dict[str, Any]:
     pythons = {"jobd": runners.JOBD_PYTHON}
-    versions = {"jobd": runners.package_version(runners.JOBD_PYTHON, "jobd")}
+    # jobd's distribution is `pgjobd` (the import package and command are `jobd`)
+    versions = {"jobd": runners.package_version(runners.JOBD_PYTHON, "pgjobd")}
     for venv, packages in PEER_PACKAGES.items():
         try:
             python = runners.python_for(venv)

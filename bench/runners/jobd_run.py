@@ -13,7 +13,7 @@ Usage (repo root): .venv/bin/python -m bench.runners.jobd_run --dsn URL
 from __future__ import annotations
 
 import logging
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import structlog
@@ -39,6 +39,16 @@ from jobd.sql.migrate import migrate
 POLL_INTERVAL_S = 0.1
 
 
+def jobd_version() -> str:
+    """The installed jobd's version (its distribution is `pgjobd` since 0.1; `jobd` before)."""
+    for distribution in ("pgjobd", "jobd"):
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
+
+
 def quiet_logs() -> None:
     """Per-job log lines would measure the terminal, not the engine: warnings only."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -57,7 +67,7 @@ async def main(args: RunArgs) -> Result:
         await pool.close()
     return Result(
         library="jobd",
-        version=version("jobd"),
+        version=jobd_version(),
         n=args.n,
         concurrency=args.concurrency,
         enqueue_s=enqueue_s,
