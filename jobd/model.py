@@ -178,6 +178,7 @@ class HttpAction:
     success: tuple[int | str, ...]  # 200 or "2xx"
     retry_on: tuple[int | str, ...]
     sign_secret: str | None
+    sign_scheme: Literal["jobd", "standard-webhooks"] = "jobd"
 
     def is_success(self, status: int) -> bool:
         return status_matches(status, self.success)

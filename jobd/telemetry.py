@@ -110,6 +110,31 @@ class LogSubscriber:
         getattr(logger, level)(event, **metadata, **measurements)
 
 
+# Headers that carry the trace context of a job attempt to the services its HTTP actions
+# call (W3C `traceparent`). A tracer (jobd.daemon.tracing) provides them; without one,
+# none are added and this costs one check per request.
+HeaderProvider = Callable[[int, int], Mapping[str, str]]
+_header_provider: HeaderProvider | None = None
+NO_HEADERS: Mapping[str, str] = {}
+
+
+def set_header_provider(provider: HeaderProvider | None) -> None:
+    """`provider(job_id, attempt)` -> headers for the attempt's outgoing requests."""
+    global _header_provider
+    _header_provider = provider
+
+
+def trace_headers(job_id: int, attempt: int) -> Mapping[str, str]:
+    """The trace context headers for a request made by this job attempt (often none)."""
+    provider = _header_provider
+    if provider is None:
+        return NO_HEADERS
+    try:
+        return provider(job_id, attempt)
+    except Exception:  # tracing must never fail a job
+        return NO_HEADERS
+
+
 LOG_HANDLER_ID = "jobd.log"
 log_subscriber = LogSubscriber()
 attach(LOG_HANDLER_ID, log_subscriber)

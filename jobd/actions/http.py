@@ -8,9 +8,14 @@
 
 Every request carries `Idempotency-Key: <job id>` (the same on every attempt), `User-Agent:
 jobd/<version>`, `Content-Type: application/json`, and with `sign` a `Jobd-Signature:
-t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. The body is the envelope (`envelope`) or
-the rendered `body` template; a GET sends none (and signs the empty body). Redirects are
-not followed (a 3xx is a status like any other). Cookies are never kept.
+t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, or with `sign: {scheme:
+standard-webhooks}` the Standard Webhooks headers `webhook-id` (the job id, the same on
+every attempt), `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of
+"<id>.<t>.<body>" keyed with the base64-decoded secret>`. When tracing is on (the
+`otel` configuration), a W3C `traceparent` names the job attempt's span. The body is
+the envelope (`envelope`) or the rendered `body` template; a GET sends none (and signs the
+empty body). Redirects are not followed (a 3xx is a status like any other). Cookies are
+never kept.
 
 Outcomes (see jobd.actions.failures): a status in `success` returns an `HttpResult`
 (status, recorded headers, JSON body up to the client's cap); a status in `retry_on` raises
@@ -26,6 +31,7 @@ values, headers, bodies, actors or secrets.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -54,7 +60,7 @@ from jobd.actions.templates import (
 from jobd.actions.update import HttpResult
 from jobd.common.jsontext import json_text
 from jobd.errors import JobdError
-from jobd.telemetry import emit
+from jobd.telemetry import emit, trace_headers
 
 log = structlog.get_logger("jobd.actions")
 
@@ -182,6 +188,21 @@ def signature_header(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+def standard_webhooks_headers(
+    secret: str, message_id: str, body: bytes, timestamp: int
+) -> dict[str, str]:
+    """The Standard Webhooks headers: `webhook-signature: v1,<base64 HMAC-SHA256 of
+    "<id>.<timestamp>.<body>">`, keyed with the secret's bytes (base64 after `whsec_`)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    mac = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": f"v1,{mac}",
+    }
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta seconds or HTTP date), capped."""
     if not value:
@@ -262,9 +283,16 @@ class HttpCallAction:
         for name, template in self.spec.headers.items():
             headers[name] = render_header(template, values, name)
         headers["Idempotency-Key"] = str(ctx.job.id)
-        if self.spec.sign_secret:
+        for name, value in trace_headers(ctx.job.id, ctx.job.attempt).items():
+            headers.setdefault(name, value)  # a configured header of that name stays
+        secret = self.spec.sign_secret
+        if secret:
             timestamp = int(now_s if now_s is not None else time.time())
-            headers["Jobd-Signature"] = signature_header(self.spec.sign_secret, body, timestamp)
+            if self.spec.sign_scheme == "standard-webhooks":
+                signed = standard_webhooks_headers(secret, str(ctx.job.id), body, timestamp)
+                headers.update(signed)
+            else:
+                headers["Jobd-Signature"] = signature_header(secret, body, timestamp)
         return url, headers, body
 
     async def run(self, ctx: ActionContext) -> HttpResult:

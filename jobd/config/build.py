@@ -186,6 +186,7 @@ def build_action(name: str, raw: Raw) -> Action:
         success=tuple(opts["success"]),
         retry_on=tuple(opts["retry_on"]),
         sign_secret=(opts.get("sign") or {}).get("secret"),
+        sign_scheme=(opts.get("sign") or {}).get("scheme", "jobd"),
     )
     return Action(name, "http", http=http)
 

@@ -14,6 +14,7 @@ Every wait is bounded and is a wait on a condition, never a bare sleep. Leaving 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -371,3 +373,37 @@ def job_states(url: str, ids: list[int]) -> dict[int, str]:
 def all_in(url: str, ids: list[int], *states: str) -> bool:
     found = job_states(url, ids)
     return len(found) == len(ids) and all(s in states for s in found.values())
+
+
+# -- a webhook receiver on loopback, for daemons' HTTP actions ---------------------------
+
+Reply = tuple[int, bytes]
+
+
+@contextlib.contextmanager
+def http_receiver(answer: Callable[[str, dict[str, str], bytes], Reply]) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 whose every request is answered by
+    `answer(path, headers, body) -> (status, body)`; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, reply = answer(self.path, dict(self.headers.items()), body)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        do_GET = do_POST = do_PUT = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

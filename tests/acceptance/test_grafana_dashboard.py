@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -72,25 +70,8 @@ def queried_metrics() -> set[str]:
 @pytest.fixture
 def sink() -> Iterator[str]:
     """A loopback webhook receiver: 500 for order 2, 200 for the others."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status = 500 if self.path.endswith("/2") else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with h.http_receiver(lambda path, _, __: (500 if path.endswith("/2") else 200, b"{}")) as url:
+        yield url
 
 
 def scrape(port: int) -> dict[str, int]:
