@@ -58,6 +58,17 @@ class Admin:
 
 
 @dataclass(frozen=True, slots=True)
+class Otel:
+    """OpenTelemetry traces (`otel`; the `otel` extra): off unless enabled."""
+
+    enabled: bool = False
+    service_name: str = "jobd"
+    exporter: Literal["otlp", "console"] = "otlp"
+    endpoint: str | None = None  # None: $OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or the default
+    traceparent: bool = True  # W3C traceparent on HTTP actions' requests
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSettings:
     poll_interval_s: float
     shutdown_grace_s: float
@@ -300,6 +311,7 @@ class Spec:
     actor_persister: ActorPersister | None
     list_tenants: TenantSource | None
     resources: Mapping[str, Resource]
+    otel: Otel = Otel()
 
     def triggers(self) -> list[Trigger]:
         return [t for r in self.resources.values() for t in r.triggers.values()]

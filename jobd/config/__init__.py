@@ -11,6 +11,7 @@ stage only looks at the parts an earlier one accepted, so one mistake gives one 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from jobd.config.semantic import Findings, check_database_url, check_persister, 
 from jobd.config.validate import schema_problems
 from jobd.config.yamlload import Document, KeyPath, format_path, load_document
 from jobd.errors import ConfigError, Problem
-from jobd.model import Admin, Queue, Resource, Spec
+from jobd.model import Admin, Otel, Queue, Resource, Spec
 
 __all__ = ["Locator", "load_config", "load_config_text", "load_located"]
 
@@ -132,6 +133,8 @@ def _build_and_check(doc: Document, broken: set[KeyPath]) -> tuple[Spec | None, 
     log = build.build_log(parts.get("log") or {})
     admin = build.build_admin(parts.get("admin") or {})
     _check_listen(found, admin)
+    otel = build.build_otel(parts.get("otel") or {})
+    _check_otel(found, otel)
     declared = None
     if parts.clean("queues"):
         declared = {k: build.build_queue(k, v) for k, v in (parts.get("queues") or {}).items()}
@@ -157,6 +160,7 @@ def _build_and_check(doc: Document, broken: set[KeyPath]) -> tuple[Spec | None, 
         actor_persister=persister,
         list_tenants=tenants,
         resources=MappingProxyType(resources),
+        otel=otel,
     )
     return spec, found.items
 
@@ -185,6 +189,23 @@ def _check_listen(found: Findings, admin: Admin) -> None:
     problem = listen_problem(admin.listen, admin.token)
     if problem:
         found.add(("admin", "listen"), problem)
+
+
+def _check_otel(found: Findings, otel: Otel) -> None:
+    """Tracing needs the OpenTelemetry SDK, which only the `otel` extra installs."""
+    if otel.enabled and not _importable("opentelemetry.sdk.trace"):
+        found.add(
+            ("otel", "enabled"),
+            "needs the OpenTelemetry SDK, which is not installed: "
+            "pip install 'pgjobd[otel]' (or set otel.enabled: false)",
+        )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def _check_worker_names(found: Findings, resources: dict[str, Resource], raw: Any) -> None:

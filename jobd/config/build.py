@@ -26,6 +26,7 @@ from jobd.model import (
     InputValue,
     LiteralValue,
     Log,
+    Otel,
     Queue,
     Read,
     ResponseValue,
@@ -67,6 +68,17 @@ def build_admin(raw: Raw) -> Admin:
     listen = opts["listen"]
     return Admin(
         listen=None if listen in (False, "off") else listen, token=opts.get("token") or None
+    )
+
+
+def build_otel(raw: Raw) -> Otel:
+    opts = {**defaults("", "otel"), **raw}
+    return Otel(
+        enabled=bool(opts["enabled"]),
+        service_name=opts["service_name"],
+        exporter=opts["exporter"],
+        endpoint=opts.get("endpoint"),
+        traceparent=bool(opts["traceparent"]),
     )
 
 

@@ -94,6 +94,7 @@ class Daemon:
         self._pool: Pool | None = None
         self.current: Generation | None = None
         self._embedded: Any = None  # keeps the embedded server alive
+        self.tracing: Any = None  # jobd.daemon.tracing.Tracing when otel is enabled
 
     async def database_url(self, spec: Spec) -> str:
         if spec.database.url:
@@ -134,6 +135,10 @@ class Daemon:
 
     async def run(self) -> int:
         spec = self.initial_spec or load_config(self.config_path)
+        if spec.otel.enabled:  # the otel extra is there: the configuration's check said so
+            from jobd.daemon.tracing import Tracing
+
+            self.tracing = Tracing.install(spec.otel)
         url = await self.database_url(spec)
         self.pool = await self.connect(url, spec)
         await self.http.start()
@@ -193,6 +198,8 @@ class Daemon:
         await self.on_stop()  # again after a failed start: variants' hooks are idempotent
         await self.http.close()
         await self.pool.close()
+        if self.tracing is not None:  # flushes the spans still buffered
+            await asyncio.to_thread(self.tracing.shutdown)
 
     # Hooks for variants of the daemon (the demo seeds tables and starts a sink).
     async def prepare(self) -> None:

@@ -1,0 +1,34 @@
+"""`jobd run` with `otel: {enabled: true, exporter: console}` traces what it does: the
+daemon wires tracing from the configuration (spans appear on stdout as the SDK's console
+exporter writes them), and a clean stop flushes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.acceptance import daemon_harness as h
+
+db, port, daemon_for = h.db, h.port, h.daemon_for  # fixtures
+
+OTEL = """
+otel: {enabled: true, exporter: console, service_name: jobd-test}
+"""
+
+
+def test_jobd_run_exports_a_span_per_attempt(
+    db: str, port: int, tmp_path: Path, daemon_for: Any
+) -> None:
+    """A job run by `jobd run` ends up as a `job orders.process` span of service
+    jobd-test on stdout, with its job id."""
+    config = h.write_config(tmp_path / "jobd.yaml", db, port, extra=OTEL)
+    daemon = daemon_for(config)
+    daemon.start()
+    h.add_orders(db, (1, 0))
+    (job_id,) = h.enqueue(db, 1)
+    h.wait_for(lambda: h.all_in(db, [job_id], "completed"), what="the job completed")
+    assert daemon.stop() == 0
+    text = "\n".join(daemon.other_lines)
+    assert '"name": "job orders.process"' in text, daemon.log_tail()
+    assert f'"jobd.job_id": {job_id}' in text
+    assert '"service.name": "jobd-test"' in text
