@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from jobd.cli.common import (
     Db,
@@ -17,6 +23,7 @@ from jobd.cli.common import (
 )
 from jobd.engine import ops
 from jobd.engine.jobs import JobState
+from jobd.engine.ops import to_jsonable
 from jobd.errors import JobdError, UsageError
 from jobd.sql.values import positive_id, positive_id_problem
 
@@ -81,8 +88,30 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     p = add_config(queues_sub.add_parser("remove", help=help_text))
     p.add_argument("name")
 
-    add_json(add_config(sub.add_parser("status", help="nodes, leader and queue depths")))
+    p = add_config(sub.add_parser("status", help="nodes, leader and queue depths"))
+    add_json(p)
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        const=WATCH_DEFAULT_S,
+        type=_interval,
+        metavar="SECONDS",
+        help=f"redraw every SECONDS (default {WATCH_DEFAULT_S:g}) until Ctrl-C",
+    )
     return {"jobs": cmd_jobs, "queues": cmd_queues, "status": cmd_status}
+
+
+WATCH_DEFAULT_S = 2.0
+
+
+def _interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0.2 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0.2 to 3600")
+    return seconds
 
 
 @command
@@ -193,13 +222,53 @@ async def _change_queue(args: argparse.Namespace, db: Db, configured: dict[str, 
         await change(db.pool, db.schema, name, configured=configured, create=args.create)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """The cluster's state once, or with --watch again and again until Ctrl-C (exit 0)."""
+    if args.watch is None:
+        return _status_once(args)
+    try:
+        return _status_watch(args)
+    except KeyboardInterrupt:
+        return 0
+
+
 @command
-async def cmd_status(args: argparse.Namespace, db: Db) -> int:
+async def _status_once(args: argparse.Namespace, db: Db) -> int:
     async with db.pool.acquire() as conn:
         result = await ops.status(conn, db.schema)
     if args.json:
         print_json(result)
-        return 0
+    else:
+        _print_status(result)
+    return 0
+
+
+@command
+async def _status_watch(args: argparse.Namespace, db: Db) -> int:
+    """On a terminal the screen is cleared before each redraw; into a pipe, snapshots
+    follow each other (one JSON line each with --json). A database that stops answering
+    is reported on stderr and asked again at the next tick."""
+    redraw = sys.stdout.isatty()
+    while True:
+        try:
+            async with db.pool.acquire() as conn:
+                result: dict[str, Any] | None = await ops.status(conn, db.schema)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            print(f"jobd: status: database unreachable ({type(exc).__name__})", file=sys.stderr)
+            result = None
+        if result is not None and args.json:
+            print(json.dumps(to_jsonable(result), default=str), flush=True)
+        elif result is not None:
+            stamp = datetime.now().strftime("%H:%M:%S")
+            header = f"jobd status at {stamp}, every {args.watch:g}s (Ctrl-C stops)"
+            sys.stdout.write("\x1b[H\x1b[2J" if redraw else "\n")
+            print(header)
+            _print_status(result)
+            sys.stdout.flush()
+        await asyncio.sleep(args.watch)
+
+
+def _print_status(result: dict[str, Any]) -> None:
     leader = result["leader"]
     print(f"leader: {leader['node_id'] if leader else 'none (no live lease)'}")
     print(f"nodes: {len(result['nodes'])}")
@@ -226,4 +295,3 @@ async def cmd_status(args: argparse.Namespace, db: Db) -> int:
         print("waiting for a node that runs their worker (start one with this trigger, or")
         print("set the trigger's state: deleted to cancel them):")
         print_table(result["waiting_for_worker"], ("queue", "worker", "jobs"))
-    return 0

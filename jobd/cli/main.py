@@ -41,10 +41,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for group in (config, run, database, enqueue, jobs, health):
         COMMANDS.update(group.register(sub))
+    completion = sub.add_parser(
+        "completion", help="print a shell completion script (docs/cli.md says where it goes)"
+    )
+    completion.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    COMMANDS["completion"] = lambda args: _print_completion(parser, args.shell)
+    _complete_files(parser)
     return parser
 
 
 COMMANDS: dict[str, Command] = {}
+SHELLS = ("bash", "zsh", "tcsh")
+
+
+def _print_completion(parser: argparse.ArgumentParser, shell: str) -> int:
+    """The completion script, generated from this very parser (shtab): every command,
+    option and choice, and file names where a file is expected."""
+    import shtab
+
+    sys.stdout.write(shtab.complete(parser, shell=shell))
+    return EXIT_OK
+
+
+def _complete_files(parser: argparse.ArgumentParser) -> None:
+    """-c/--config completes file names, in every command that takes it."""
+    import shtab
+
+    for action in parser._actions:
+        if "--config" in action.option_strings:
+            action.complete = shtab.FILE  # type: ignore[attr-defined]
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _complete_files(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
