@@ -48,8 +48,39 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
+# Console lines read left to right: what happened, to which job, of which trigger, then the
+# details, and what went wrong last (where the eye lands at the end of the line).
+CONSOLE_FIRST = (
+    "job_id",
+    "queue",
+    "worker",
+    "attempt",
+    "resource",
+    "trigger",
+    "schedule",
+    "tenant",
+    "node_id",
+)
+CONSOLE_LAST = ("reason", "kind", "error")
+
+
+def console_order(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor for the console: keys without a value (None) left out, the
+    job and its trigger first, the error last (the renderer puts the time, level and
+    event name before all of them, and a traceback after)."""
+    present = {k: v for k, v in event.items() if v is not None}
+    first = [k for k in ("timestamp", "level", "event", *CONSOLE_FIRST) if k in present]
+    last = [k for k in CONSOLE_LAST if k in present]
+    middle = sorted(k for k in present if k not in first and k not in last)
+    ordered = {k: present[k] for k in (*first, *middle, *last)}
+    event.clear()
+    event.update(ordered)
+    return event
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> None:
-    """Set up structlog for the process: JSON when not on a TTY (or asked for), else console.
+    """Set up structlog for the process: JSON when not on a TTY (or asked for), else console
+    (`console_order`: None values dropped, the job first, the error last).
 
     Only events at `level` and above are written. Metrics do not depend on it: they
     subscribe to `jobd.telemetry`, not to log lines.
@@ -59,8 +90,9 @@ def configure(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) 
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_output
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(colors=out.isatty(), sort_keys=False)
     )
+    console: list[Any] = [] if json_output else [console_order]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -68,6 +100,7 @@ def configure(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) 
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.format_exc_info,
+            *console,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
