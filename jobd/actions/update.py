@@ -32,6 +32,7 @@ from jobd.actions.base import ActionContext
 from jobd.common.jsontext import json_text
 from jobd.errors import JobdError
 from jobd.sql import queries
+from jobd.sql.driver import Connection
 from jobd.sql.ident import quote_ident, quote_qualified
 from jobd.where import compile_expression, parse_expression
 
@@ -60,22 +61,38 @@ class UpdateAction:
         )
 
     async def run(self, ctx: ActionContext) -> None:
+        sql = self._statement(ctx)
+        status = await ctx.conn.execute(
+            sql, json_text(self._bound(ctx)), json_text(dict(ctx.primary_key or {}))
+        )
+        if status.rsplit(" ", 1)[-1] == "0":
+            raise self.row_gone()
+
+    async def run_many(self, conn: Connection, contexts: Sequence[ActionContext]) -> set[int]:
+        """The action for the rows of many jobs of one table in ONE statement on `conn`
+        (a trigger batch's on_success); the positions (0-based) of the contexts whose row
+        was updated. All contexts must have the same table and key columns."""
+        sql = self._statement(contexts[0], many=True)
+        pairs = [[self._bound(ctx), dict(ctx.primary_key or {})] for ctx in contexts]
+        return {int(row[0]) - 1 for row in await conn.fetch(sql, json_text(pairs))}
+
+    def row_gone(self) -> RowGone:
+        return RowGone(
+            f"update action {self.name!r} found no row to update in resource "
+            f"{self.resource.name!r} (deleted meanwhile?)"
+        )
+
+    def _statement(self, ctx: ActionContext, *, many: bool = False) -> str:
         if not ctx.primary_key:
             raise JobdError(f"update action {self.name!r} needs the job's primary key")
         table = ctx.table_sql or self._default_table
-        key_columns = tuple(ctx.primary_key)
-        sql = update_statement(
-            table, tuple(self.values), tuple(self.expressions.items()), key_columns
-        )
-        bound = {
+        columns, expressions = tuple(self.values), tuple(self.expressions.items())
+        return update_statement(table, columns, expressions, tuple(ctx.primary_key), many=many)
+
+    def _bound(self, ctx: ActionContext) -> dict[str, Any]:
+        return {
             c: resolve_value(v, ctx) for c, v in self.values.items() if c not in self.expressions
         }
-        status = await ctx.conn.execute(sql, json_text(bound), json_text(dict(ctx.primary_key)))
-        if status.rsplit(" ", 1)[-1] == "0":
-            raise RowGone(
-                f"update action {self.name!r} found no row to update in resource "
-                f"{self.resource.name!r} (deleted meanwhile?)"
-            )
 
 
 @cache
@@ -84,14 +101,17 @@ def update_statement(
     columns: tuple[str, ...],
     expressions: tuple[tuple[str, str], ...],
     key_columns: tuple[str, ...],
+    *,
+    many: bool = False,
 ) -> str:
-    """The UPDATE for one table (identifiers quoted here; expressions already compiled)."""
+    """The UPDATE for one table (identifiers quoted here; expressions already compiled):
+    of one row, or with `many` of a JSON array of rows (`action_update_many`)."""
     compiled = dict(expressions)
     assignments = ", ".join(
         f"{quote_ident(c)} = {compiled.get(c) or f'{_SET}.{quote_ident(c)}'}" for c in columns
     )
     key = " AND ".join(f"{_ROW}.{quote_ident(c)} = {_KEY}.{quote_ident(c)}" for c in key_columns)
-    template = queries()["action_update"]
+    template = queries()["action_update_many" if many else "action_update"]
     return (
         template.replace("{assignments}", assignments)
         .replace("{key}", key)

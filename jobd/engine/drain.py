@@ -2,8 +2,9 @@
 helper for tests (jobs of other workers wait, as on any node that does not know them).
 
 `drain` stages scheduled and retryable jobs whose time has come (what the leader's
-stager does in production), then fetches and runs available jobs batch by batch with the
-same code path as the producers (execute, then fenced acks), until nothing is left.
+stager does in production), then fetches and runs available jobs fetch by fetch with the
+same code path as the producers (execute, or execute_batch for the jobs of a worker with
+a batch form, then fenced acks), until nothing is left.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from jobd.engine.acker import Acker
+from jobd.engine.acker import Acker, Completion, Outcome
 from jobd.engine.config import new_node_id
 from jobd.engine.context import JobContext
-from jobd.engine.jobs import OutcomeKind
-from jobd.engine.producer import execute, hand_over, job_from_row
+from jobd.engine.jobs import Job, OutcomeKind
+from jobd.engine.producer import by_batch, execute, execute_batch, hand_over, job_from_row
 from jobd.engine.registry import WorkerRegistry
 from jobd.errors import JobdError
 from jobd.sql import queries
@@ -63,19 +64,30 @@ async def drain(
             claim: tuple[object, ...] = (name, batch, node_id, [], [], registry.names(), None)
             rows = await pool.fetch(q["ack_and_fetch"], *claim)
             jobs = [job_from_row(row[1:], node_id) for row in rows]
-            contexts = [JobContext(job, node_id, pool, schema) for job in jobs]
-            results = await asyncio.gather(
+            contexts = {job.id: JobContext(job, node_id, pool, schema) for job in jobs}
+            single, groups = by_batch(jobs, registry, max_rescues)
+            ones = asyncio.gather(
                 *(
-                    execute(c.job, registry.get(c.job.worker), c, max_rescues=max_rescues)
-                    for c in contexts
+                    execute(j, registry.get(j.worker), contexts[j.id], max_rescues=max_rescues)
+                    for j in single
                 )
             )
-            for c in contexts:  # jobs their worker ended itself (complete_in / discard_in)
+            many = asyncio.gather(*(_batch(group, registry, contexts) for group in groups))
+            results, batched = await asyncio.gather(ones, many)
+            for c in contexts.values():  # jobs their worker ended itself (in its transaction)
                 if c.ended is not None:
                     counts[c.ended] += 1
-            for result in results:
+            for result in [*results, *(r for group in batched for r in group)]:
                 hand_over(acker, result)
             while acker.backlog:
                 counts.update(await acker.flush_once())
     counts[OutcomeKind.COMPLETED] += counts.pop(OutcomeKind.HANDLED, 0)
     return {kind: counts.get(kind, 0) for kind in REPORTED}
+
+
+async def _batch(
+    jobs: list[Job], registry: WorkerRegistry, contexts: dict[int, JobContext]
+) -> list[Completion | Outcome | None]:
+    registered = registry.get(jobs[0].worker)
+    assert registered is not None  # by_batch groups known workers only
+    return await execute_batch(jobs, registered, [contexts[job.id] for job in jobs])

@@ -148,36 +148,89 @@ async def execute(
         else:
             async with timeout:
                 await run
-    except Snooze as snooze:
-        return Outcome(OutcomeKind.SNOOZED, job, None, snooze.seconds)
-    except Cancel as cancel:
-        return Outcome(OutcomeKind.CANCELLED, job, error_entry(job, cancel.reason, "cancel"))
-    except Discard as discard:
-        return Outcome(OutcomeKind.DISCARDED, job, error_entry(job, discard.reason, "discard"))
-    except ClaimLost as lost:  # nothing of the attempt committed and there is nothing to ack
-        emit(
-            "job.claim_lost",
-            EMPTY,
-            {**job_keys(job.id, job.queue, job.worker, job.attempt), "reason": str(lost)},
-        )
-        return None
     except Exception as exc:
+        failure: Exception = exc
         if timeout is not None and timeout.expired():
-            message = f"attempt timed out after {registered.timeout_s}s"
-            return _failure(job, registered, TimeoutError(message), "timeout")
-        retry_s = transient_retry_s(job, exc)
-        if retry_s is not None:
+            failure = TimeoutError(f"attempt timed out after {registered.timeout_s}s")
+        return settle(job, registered, ctx, failure, started)
+    return settle(job, registered, ctx, None, started)
+
+
+def settle(
+    job: Job,
+    registered: Registered | None,
+    ctx: JobContext,
+    exc: Exception | None,
+    started: float,
+) -> Completion | Outcome | None:
+    """What the Acker must write for an attempt that ended with `exc` (None: it returned;
+    started: its perf_counter start). None when there is nothing to write: the worker
+    ended the job in its own transaction, or its claim was lost."""
+    match exc:
+        case None:
+            duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            if ctx.ended is not None:  # the worker ended the job in its own transaction
+                emit_job_ended(
+                    ctx.ended,
+                    job.id,
+                    job.queue,
+                    job.worker,
+                    job.attempt,
+                    {"duration_ms": duration_ms},
+                )
+                return None
+            return (job.id, job.attempt, job.queue, job.worker, duration_ms)
+        case Snooze():
+            return Outcome(OutcomeKind.SNOOZED, job, None, exc.seconds)
+        case Cancel():
+            return Outcome(OutcomeKind.CANCELLED, job, error_entry(job, exc.reason, "cancel"))
+        case Discard():
+            return Outcome(OutcomeKind.DISCARDED, job, error_entry(job, exc.reason, "discard"))
+        case ClaimLost():  # nothing of the attempt committed and there is nothing to ack
             keys = job_keys(job.id, job.queue, job.worker, job.attempt)
-            emit("job.database_error", EMPTY, {**keys, "error": repr(exc)})
-            return Outcome(OutcomeKind.SNOOZED, job, None, retry_s, outage=is_outage(exc))
-        return _failure(job, registered, exc, failure_kind(exc))
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    if ctx.ended is not None:  # the worker ended the job in its own transaction
-        emit_job_ended(
-            ctx.ended, job.id, job.queue, job.worker, job.attempt, {"duration_ms": duration_ms}
-        )
-        return None
-    return (job.id, job.attempt, job.queue, job.worker, duration_ms)
+            emit("job.claim_lost", EMPTY, {**keys, "reason": str(exc)})
+            return None
+    retry_s = transient_retry_s(job, exc)
+    if retry_s is not None:
+        keys = job_keys(job.id, job.queue, job.worker, job.attempt)
+        emit("job.database_error", EMPTY, {**keys, "error": repr(exc)})
+        return Outcome(OutcomeKind.SNOOZED, job, None, retry_s, outage=is_outage(exc))
+    return _failure(job, registered, exc, failure_kind(exc))
+
+
+def by_batch(
+    jobs: list[Job], registry: WorkerRegistry, max_rescues: int
+) -> tuple[list[Job], list[list[Job]]]:
+    """The claimed jobs split into those run one by one and the batches: the jobs of one
+    worker with a batch form go together. A job rescued too often goes alone: its final
+    failure is the single path's."""
+    single: list[Job] = []
+    batches: dict[str, list[Job]] = {}
+    for job in jobs:
+        registered = registry.get(job.worker)
+        alone = int(job.meta.get("rescued", 0)) > max_rescues
+        if registered is not None and registered.batch is not None and not alone:
+            batches.setdefault(job.worker, []).append(job)
+        else:
+            single.append(job)
+    return single, list(batches.values())
+
+
+async def execute_batch(
+    jobs: list[Job], registered: Registered, ctxs: list[JobContext]
+) -> list[Completion | Outcome | None]:
+    """Run the attempts of a batch (`registered.batch`); what the Acker must write for
+    each, as `execute` says for one. Cancellation from outside propagates."""
+    assert registered.batch is not None
+    started = time.perf_counter()
+    try:
+        results = list(await registered.batch(jobs, ctxs))
+    except Exception as failed:  # the batch itself failed: each job's attempt did
+        results = [failed] * len(jobs)
+    return [
+        settle(job, registered, ctx, result, started)
+        for job, ctx, result in zip(jobs, ctxs, results, strict=True)
+    ]
 
 
 def hand_over(acker: Acker, result: Completion | Outcome | None) -> None:
@@ -324,8 +377,7 @@ class Producer:
             jobs = await self._fetch(state, demand)
             self._failures = 0
             self._busy = len(jobs) == demand
-            for job in jobs:
-                self._start(job)
+            self._start_all(jobs)
         except Exception as exc:
             self._busy = False
             if not is_transient(exc):
@@ -412,6 +464,19 @@ class Producer:
             self.acker.confirm(batch, {row[1] for row in rows if row[0]})
         return jobs
 
+    def _start_all(self, jobs: list[Job]) -> None:
+        """Start the claimed jobs: each batch (`by_batch`) as one task, the others one
+        task each."""
+        single, batches = by_batch(jobs, self.registry, self.max_rescues)
+        for job in single:
+            self._start(job)
+        for batch in batches:
+            task = asyncio.get_running_loop().create_task(
+                self._run_batch(batch), name=f"jobs-{batch[0].id}+{len(batch) - 1}"
+            )
+            for job in batch:
+                self.running[job.id] = (task, job)
+
     def _start(self, job: Job) -> None:
         task = asyncio.get_running_loop().create_task(self._run(job), name=f"job-{job.id}")
         self.running[job.id] = (task, job)
@@ -435,6 +500,33 @@ class Producer:
             # The database is out: claim nothing more until it is likely back.
             self._retry_at = max(self._retry_at, time.monotonic() + result.delay_s / 2)
         hand_over(self.acker, result)
+
+    async def _run_batch(self, jobs: list[Job]) -> None:
+        registered = self.registry.get(jobs[0].worker)
+        assert registered is not None and registered.batch is not None  # see _start_all
+        ctxs = [JobContext(job, self.node_id, self.pool, self.schema) for job in jobs]
+        for job in jobs:
+            emit_start(job)
+        started = time.perf_counter()
+        try:
+            results = await execute_batch(jobs, registered, ctxs)
+        except asyncio.CancelledError:
+            # A stop past the grace: the batch committed what had finished (ctx.ended);
+            # the others go back to available.
+            for job, ctx in zip(jobs, ctxs, strict=True):
+                if ctx.ended is not None:
+                    hand_over(self.acker, settle(job, registered, ctx, None, started))
+                elif self._releasing:
+                    self.acker.record(Outcome(OutcomeKind.RELEASED, job))
+            raise
+        finally:
+            for job in jobs:
+                del self.running[job.id]
+            self._wake.set()
+        for result in results:
+            if isinstance(result, Outcome) and result.outage:
+                self._retry_at = max(self._retry_at, time.monotonic() + result.delay_s / 2)
+            hand_over(self.acker, result)
 
     async def finish(self, grace_s: float) -> int:
         """Graceful stop of running jobs: wait up to `grace_s`, then cancel the rest, whose

@@ -56,8 +56,8 @@ _lent: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
 
 def lend(conn: Connection | None) -> None:
     """`conn` (from jobd's pool) goes to user code: reset it fully when it is released."""
-    raw = getattr(conn, "_con", conn)  # the pool's proxy wraps the connection
-    if raw is not None:  # None: released already, or no connection at all (tests)
+    raw = getattr(conn, "_con", conn)  # the pool's proxy (or a batch's) wraps it
+    if isinstance(raw, asyncpg.Connection):  # not: released already, or none at all
         _lent.add(raw)
 
 

@@ -42,7 +42,12 @@ from jobd.triggers.scheduler import move_jobs, scheduler_worker
 from jobd.triggers.schedules import schedule_worker
 from jobd.triggers.sql_api import sync_registry
 from jobd.triggers.tables import Tables
-from jobd.triggers.worker import trigger_backoff, trigger_final_failure, trigger_worker
+from jobd.triggers.worker import (
+    trigger_backoff,
+    trigger_batch,
+    trigger_final_failure,
+    trigger_worker,
+)
 
 log = structlog.get_logger("jobd.triggers")
 
@@ -106,6 +111,7 @@ class TriggerRuntime:
                     timeout_s=backstop,
                     backoff=trigger_backoff(t),
                     final_failure=trigger_final_failure(deps, resource, t),
+                    batch=trigger_batch(deps, resource, t),
                 )
                 self.registry.register(t.scheduler_name, scheduler_worker(deps, resource, t))
             for s in resource.scheduled_actions.values():

@@ -1,24 +1,40 @@
-"""A trigger's worker: one attempt for one row (SPEC 1.2, "Worker").
+"""A trigger's worker: the attempts of a batch of claimed jobs (SPEC 1.2, "Worker").
 
-Transaction shape of an attempt (one pool connection, one transaction):
+The producer hands the worker the jobs of one fetch together; they are split by tenant,
+and each part is one batch. Transaction shape of a batch (one pool connection, one
+transaction), the default (`action_in_transaction: true`):
 
-    re-read the row by primary key through `worker_read`, `where` applied,
-        FOR UPDATE when `lock_for_update`      -> none: Cancel("trigger_no_longer_applies")
-    look up the actor -> run the action -> run `on_success` (ctx.response = the result)
-    ctx.complete_in(conn)                      -> claim lost: roll back everything
+    fence the jobs and re-read their rows in ONE statement (`batch_read`): the jobs
+        locked, the rows by primary key with `where` applied, FOR UPDATE when
+        `lock_for_update`                 -> no row: Cancel("trigger_no_longer_applies")
+    run every job concurrently: look up its actor -> run the action -> run a python or
+        http `on_success` (ctx.response = the result); a job that uses `ctx.conn` does
+        so inside a savepoint of its own (jobd.triggers.batchconn), rolled back if it
+        fails, so only its own writes vanish
+    apply an `update` on_success to the rows of every successful job in ONE statement
+    complete the successful jobs in ONE statement (fenced: the jobs are locked)
     COMMIT
 
-So the action's own writes through `ctx.conn`, `on_success` and the job's completion
-commit together or not at all. Any exception rolls the transaction back and is a failed
-attempt (retried with the trigger's backoff; a `RetryAfter` failure waits what the server
-asked instead). The last failed attempt (`attempt >= max_attempts`, or a
-`PermanentFailure`, or the action raising `Discard`) runs `on_error` in a fresh
-transaction with `ctx.error = {message, kind, status, attempt}`: without
-`on_error_fails_job` that transaction also completes the job, keeping the final error;
-with it, the same transaction discards the job: on_error's writes and the job's end
-commit together either way.
-Without `on_error` the job is discarded, and `discard_cooldown` keeps the scheduler off
-the row.
+So each job's writes through `ctx.conn`, its `on_success` and its completion commit
+together or not at all, as with one transaction per job, while a batch of n jobs costs
+five statements and one commit instead of about five statements and one commit per job.
+A failed attempt (an exception, a trigger `timeout`) is retried with the trigger's backoff
+(a `RetryAfter` failure waits what the server asked instead). The last failed attempt
+(`attempt >= max_attempts`, or a `PermanentFailure`, or the action raising `Discard`)
+runs `on_error` after the batch, in a fresh transaction of its own, with `ctx.error =
+{message, kind, status, attempt}`: without `on_error_fails_job` that transaction also
+completes the job, keeping the final error; with it, the same transaction discards the
+job: on_error's writes and the job's end commit together either way. Without `on_error`
+the job is discarded, and `discard_cooldown` keeps the scheduler off the row. A stop
+past the grace cancels the unfinished jobs of a batch (they go back to available) and
+commits the finished ones.
+
+With `action_in_transaction: false` nothing is held while the actions run: the rows are
+read (and actors looked up) on a connection given back before the actions start;
+`ctx.conn` is unavailable to them (`NoConnection`); then ONE short transaction locks the
+jobs and the rows that still match, runs `on_success`, completes their jobs and commits.
+A row that stopped matching while its action ran ends its job cancelled
+(`row_changed_during_action`), its action done but its on_success not run.
 
 Log lines (logger `jobd.triggers`): `trigger.attempt_failed` (warning, `log_errors`),
 `trigger.failed` (error, `log_final_error`), `trigger.on_error_failed` (error, always);
@@ -30,26 +46,35 @@ level), the actor included only there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
+import asyncpg
+import structlog
+
 from jobd.actions.base import ActionContext
 from jobd.actions.failures import describe_error
+from jobd.actions.update import UpdateAction
 from jobd.engine.context import JobContext
-from jobd.engine.jobs import ClaimLost, Job
+from jobd.engine.jobs import ClaimLost, Job, OutcomeKind
 from jobd.engine.producer import error_entry, transient_retry_s
-from jobd.engine.registry import FinalFailure, Worker
+from jobd.engine.registry import BatchWorker, FinalFailure, Worker
 from jobd.model import Resource, Trigger
 from jobd.outcomes import Cancel, Discard, Snooze
-from jobd.sql.driver import Connection, Record
+from jobd.sql import queries
+from jobd.sql.driver import Connection
 from jobd.triggers.actors import lookup_actor, store_actor
+from jobd.triggers.batchconn import JobConnection, NoConnection, SharedConnection
+from jobd.triggers.batchsql import FENCED, JOB_ID, batch_read_sql
 from jobd.triggers.deps import Deps, attempt_logger
-from jobd.triggers.sqlgen import reread_sql, row_sql
+from jobd.triggers.sqlgen import row_sql
 from jobd.triggers.tables import ResolvedTable
 
 NO_LONGER_APPLIES = "trigger_no_longer_applies"
+CHANGED_DURING_ACTION = "row_changed_during_action"
 # A failure may name its own wait (HTTP Retry-After); the backoff below reads it. The
 # engine computes the backoff in the same task right after the worker raised.
 _retry_after_s: ContextVar[float | None] = ContextVar("jobd_retry_after_s", default=None)
@@ -69,11 +94,31 @@ def trigger_backoff(trigger: Trigger) -> Callable[[int], float]:
     return backoff
 
 
+def trigger_batch(deps: Deps, resource: Resource, trigger: Trigger) -> BatchWorker:
+    """The engine's batch worker for `trigger`'s jobs: one batch per tenant."""
+
+    async def run(jobs: Sequence[Job], ctxs: Sequence[JobContext]) -> list[Exception | None]:
+        results: list[Exception | None] = [None] * len(jobs)
+        by_tenant: dict[str | None, list[int]] = {}
+        for i, job in enumerate(jobs):
+            by_tenant.setdefault(job.args.get("tenant"), []).append(i)
+        for tenant, positions in by_tenant.items():
+            batch = _Batch(deps, resource, trigger, tenant, [(jobs[i], ctxs[i]) for i in positions])
+            for i, result in zip(positions, await batch.run(), strict=True):
+                results[i] = result
+        return results
+
+    return run
+
+
 def trigger_worker(deps: Deps, resource: Resource, trigger: Trigger) -> Worker:
-    """The engine worker for `trigger`'s jobs."""
+    """The single-job form of `trigger_batch` (a batch of one)."""
+    batch = trigger_batch(deps, resource, trigger)
 
     async def run(job: Job, ctx: JobContext) -> None:
-        await run_attempt(deps, resource, trigger, job, ctx)
+        [result] = await batch([job], [ctx])
+        if result is not None:
+            raise result
 
     return run
 
@@ -89,62 +134,300 @@ def trigger_final_failure(deps: Deps, resource: Resource, trigger: Trigger) -> F
     return fail
 
 
-async def run_attempt(
-    deps: Deps, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext
-) -> None:
-    logger = attempt_logger(job, resource.name, trigger=trigger.name)
-    timeout = asyncio.timeout(trigger.timeout_s) if trigger.timeout_s else None
-    try:
-        if timeout is None:
-            await _attempt(deps, resource, trigger, job, ctx, logger)
-        else:
-            async with timeout:
-                await _attempt(deps, resource, trigger, job, ctx, logger)
-    except Cancel as cancel:
-        if trigger.debug:
-            logger.info("trigger.cancel", reason=cancel.reason)
-        raise
-    except (Snooze, ClaimLost):
-        raise
-    except Exception as exc:
-        if transient_retry_s(job, exc) is not None:
-            raise  # the database failed, not the action: the engine re-runs the job
-        failure: BaseException = exc
-        if timeout is not None and timeout.expired():
-            failure = TimeoutError(f"attempt timed out after {trigger.timeout_s}s")
-        await _failed(deps, resource, trigger, job, ctx, failure, logger)
+@dataclasses.dataclass(eq=False)
+class _Attempt:
+    """One job's attempt within a batch."""
+
+    job: Job
+    ctx: JobContext
+    logger: Any
+    row: dict[str, Any] | None = None  # as re-read; None until read, or when it no longer applies
+    actor: dict[str, Any] | None = None
+    action_ctx: ActionContext | None = None
+    response: Any = None
+    batched_update: bool = False  # its on_success is an update left to the batch statement
+    failure: Exception | None = None  # the attempt failed (to settle after the batch)
+    result: Exception | None = None  # what the engine gets (None: done)
+    stopped: bool = False  # cut short by a stop: the engine returns the job
+
+    @property
+    def running(self) -> bool:
+        return self.failure is None and self.result is None and not self.stopped
 
 
-async def _attempt(
-    deps: Deps, resource: Resource, trigger: Trigger, job: Job, ctx: JobContext, logger: Any
-) -> None:
-    tenant = job.args.get("tenant")
-    async with deps.pool.acquire() as conn, conn.transaction():
-        table, table_sql = await deps.tables.table_for(conn, resource, tenant)
-        sql = reread_sql(resource, trigger, table, table_sql, deps.schema)
-        row = await conn.fetchrow(sql, job.args.get("pk") or {})
-        if row is None:
-            raise Cancel(NO_LONGER_APPLIES)
-        actor = await _actor(trigger, job, conn)
-        if trigger.debug:
-            logger.info("trigger.start", primary_key=job.args.get("pk"), actor=actor)
-        actx = _action_context(job, resource, trigger, conn, logger, row, table, table_sql, actor)
-        result = await deps.actions.get(resource, trigger.action).run(actx)
-        if trigger.on_success is not None:
-            follow = dataclasses.replace(actx, response=result)
-            await deps.actions.get(resource, trigger.on_success).run(follow)
-        await ctx.complete_in(conn)
-    if trigger.debug:
-        logger.info("trigger.complete")
+class _Batch:
+    """The attempts of one batch: jobs of one trigger and one tenant."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        resource: Resource,
+        trigger: Trigger,
+        tenant: str | None,
+        jobs: list[tuple[Job, JobContext]],
+    ) -> None:
+        self.deps, self.resource, self.trigger, self.tenant = deps, resource, trigger, tenant
+        self.attempts = [
+            _Attempt(job, ctx, attempt_logger(job, resource.name, trigger=trigger.name))
+            for job, ctx in jobs
+        ]
+        self.node_id = jobs[0][1].node_id
+        self.table: ResolvedTable | None = None
+        self.table_sql = ""
+        self.stopping = False
+
+    async def run(self) -> list[Exception | None]:
+        try:
+            if self.trigger.action_in_transaction:
+                await self._in_transaction()
+            else:
+                await self._outside_transaction()
+        except Exception as exc:  # the batch's transaction failed: nothing of it committed
+            for a in self.attempts:
+                if a.ctx.ended is not None or a.running:
+                    a.ctx.ended = None
+                    a.failure = exc
+        failed = [a for a in self.attempts if a.failure is not None]
+        await asyncio.gather(*(self._settle_failure(a) for a in failed))
+        if self.stopping:
+            raise asyncio.CancelledError
+        for a in self.attempts:
+            if a.ctx.ended is not None and self.trigger.debug:
+                a.logger.info("trigger.complete")
+        return [a.result for a in self.attempts]
+
+    # -- the two shapes --------------------------------------------------------------------
+
+    async def _in_transaction(self) -> None:
+        async with self.deps.pool.acquire() as conn, conn.transaction():
+            await self._read(conn, lock_jobs=True, lock_rows=self.trigger.lock_for_update)
+            shared = SharedConnection(conn)
+            running = [a for a in self.attempts if a.running]
+            await self._concurrently(
+                running, lambda a: self._attempt(a, JobConnection(shared, a.job.id), True)
+            )
+            await self._finish(conn, [a for a in running if a.running])
+
+    async def _outside_transaction(self) -> None:
+        async with self.deps.pool.acquire() as conn:
+            await self._read(conn, lock_jobs=False, lock_rows=False)
+            running = [a for a in self.attempts if a.running]
+            for a in running:  # before the actions: the lookup may need the database
+                a.actor = await self._actor_of(a, conn)
+        absent = NoConnection(self.resource.name, self.trigger.name)
+        await self._concurrently(running, lambda a: self._attempt(a, absent, False))
+        done = [a for a in running if a.running]
+        if not done:
+            return
+        async with self.deps.pool.acquire() as conn, conn.transaction():
+            # The rows may have changed while the actions ran: lock those that still match.
+            await self._read(conn, lock_jobs=True, lock_rows=True, gone=CHANGED_DURING_ACTION)
+            done = [a for a in done if a.running]
+            shared = SharedConnection(conn)
+            await self._concurrently(
+                done, lambda a: self._follow_up(a, JobConnection(shared, a.job.id))
+            )
+            await self._finish(conn, [a for a in done if a.running])
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def _read(
+        self, conn: Connection, *, lock_jobs: bool, lock_rows: bool, gone: str = NO_LONGER_APPLIES
+    ) -> None:
+        """Fence the running attempts' jobs and re-read their rows (one statement)."""
+        if self.table is None:
+            self.table, self.table_sql = await self.deps.tables.table_for(
+                conn, self.resource, self.tenant
+            )
+        running = [a for a in self.attempts if a.running]
+        sql = batch_read_sql(
+            self.resource,
+            self.trigger,
+            self.table,
+            self.table_sql,
+            self.deps.schema,
+            lock_jobs=lock_jobs,
+            lock_rows=lock_rows,
+        )
+        ids = [a.job.id for a in running]
+        rows = await conn.fetch(sql, ids, [a.job.attempt for a in running], self.node_id)
+        found = {row[FENCED]: row for row in rows}
+        for a in running:
+            row = found.get(a.job.id)
+            if row is None:
+                a.result = ClaimLost(f"job {a.job.id} attempt {a.job.attempt}: claim lost")
+            elif row[JOB_ID] is None:
+                if self.trigger.debug:
+                    a.logger.info("trigger.cancel", reason=gone)
+                a.result = Cancel(gone)
+            else:
+                a.row = {k: v for k, v in row.items() if k not in (FENCED, JOB_ID)}
+
+    async def _concurrently(
+        self, attempts: list[_Attempt], work: Callable[[_Attempt], Any]
+    ) -> None:
+        """Run `work` for every attempt at once. A stop (cancellation) cuts the unfinished
+        ones short and lets the batch commit the finished ones before it stops."""
+        tasks = [asyncio.create_task(work(a)) for a in attempts]
+        if not tasks:
+            return
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            self.stopping = True
+            for task in tasks:
+                task.cancel()
+            finished = await asyncio.gather(*tasks, return_exceptions=True)
+            for a, outcome in zip(attempts, finished, strict=True):
+                if isinstance(outcome, asyncio.CancelledError):
+                    a.stopped = True
+
+    async def _attempt(self, a: _Attempt, conn: Any, follow_up: bool) -> None:
+        """One job's action (with its actor lookup first and, with `follow_up`, its
+        on_success after), bounded by the trigger's timeout; a failure is kept on `a`."""
+        structlog.contextvars.bind_contextvars(
+            job_id=a.job.id, queue=a.job.queue, worker=a.job.worker
+        )
+        trigger = self.trigger
+        timeout = asyncio.timeout(trigger.timeout_s) if trigger.timeout_s else None
+        keep = False
+        try:
+            async with timeout if timeout is not None else contextlib.nullcontext():
+                if a.actor is None and follow_up:
+                    a.actor = await self._actor_of(a, conn)
+                if trigger.debug:
+                    a.logger.info("trigger.start", primary_key=a.job.args.get("pk"), actor=a.actor)
+                a.action_ctx = self._context(a, conn)
+                a.response = await self.deps.actions.get(self.resource, trigger.action).run(
+                    a.action_ctx
+                )
+                if follow_up:
+                    await self._on_success(a, conn)
+            keep = True
+        except (Snooze, ClaimLost) as exc:
+            a.result = exc
+        except Exception as exc:
+            expired = timeout is not None and timeout.expired()
+            a.failure = (
+                TimeoutError(f"attempt timed out after {trigger.timeout_s}s") if expired else exc
+            )
+        finally:
+            if isinstance(conn, JobConnection):
+                await conn.close(keep=keep)
+
+    async def _follow_up(self, a: _Attempt, conn: JobConnection) -> None:
+        """The on_success of an action that ran outside the transaction."""
+        keep = False
+        try:
+            a.action_ctx = dataclasses.replace(self._context(a, conn), response=a.response)
+            await self._on_success(a, conn)
+            keep = True
+        except Exception as exc:
+            a.failure = exc
+        finally:
+            await conn.close(keep=keep)
+
+    async def _on_success(self, a: _Attempt, conn: Any) -> None:
+        name = self.trigger.on_success
+        if name is None:
+            return
+        action = self.deps.actions.get(self.resource, name)
+        if isinstance(action, UpdateAction) and not getattr(conn, "entered", False):
+            a.batched_update = True  # the job wrote nothing itself: one statement for all
+            return
+        assert a.action_ctx is not None
+        await action.run(dataclasses.replace(a.action_ctx, response=a.response))
+
+    async def _finish(self, conn: Connection, done: list[_Attempt]) -> None:
+        """Apply the batched on_success and complete the successful jobs (their jobs are
+        locked by the fence, so the completion cannot miss one)."""
+        batched = [a for a in done if a.batched_update]
+        if batched:
+            await self._update_rows(conn, batched)
+        done = [a for a in done if a.running]
+        if not done:
+            return
+        sql = queries(self.deps.schema)["ack_completed"]
+        rows = await conn.fetch(
+            sql, [a.job.id for a in done], [a.job.attempt for a in done], self.node_id
+        )
+        completed = {row[0] for row in rows}
+        for a in done:
+            if a.job.id in completed:
+                a.ctx.ended = OutcomeKind.COMPLETED
+            else:  # unreachable while the fence holds the job: kept as the engine's rule
+                a.result = ClaimLost(f"job {a.job.id} attempt {a.job.attempt}: claim lost")
+
+    async def _update_rows(self, conn: Connection, batched: list[_Attempt]) -> None:
+        """The update on_success of many rows in one statement, in a savepoint: when one
+        row's values break it, each row is updated on its own, so only that job fails."""
+        name = self.trigger.on_success
+        assert name is not None
+        action = self.deps.actions.get(self.resource, name)
+        assert isinstance(action, UpdateAction)
+        contexts = [
+            dataclasses.replace(a.action_ctx, response=a.response, conn=conn)
+            for a in batched
+            if a.action_ctx is not None
+        ]
+        try:
+            async with conn.transaction():
+                updated = await action.run_many(conn, contexts)
+        except asyncpg.PostgresError as exc:
+            if transient_retry_s(batched[0].job, exc) is not None:
+                raise  # the database failed, not a row: the batch is retried as a whole
+            for a, actx in zip(batched, contexts, strict=True):
+                try:
+                    async with conn.transaction():
+                        await action.run(actx)
+                except Exception as one:
+                    a.failure = one
+            return
+        for i, a in enumerate(batched):
+            if i not in updated:
+                a.failure = action.row_gone()
+
+    async def _settle_failure(self, a: _Attempt) -> None:
+        """After the batch: a failed attempt is retried, or ends through on_error."""
+        exc = a.failure
+        assert exc is not None
+        a.failure = None
+        if transient_retry_s(a.job, exc) is not None:
+            a.result = exc  # the database failed, not the action: the engine re-runs it
+            return
+        structlog.contextvars.bind_contextvars(
+            job_id=a.job.id, queue=a.job.queue, worker=a.job.worker
+        )
+        try:
+            await _failed(self.deps, self.resource, self.trigger, a.job, a.ctx, exc, a.logger)
+        except Exception as ended:
+            a.result = ended
+
+    async def _actor_of(self, a: _Attempt, conn: Any) -> dict[str, Any] | None:
+        return await _actor(self.trigger, a.job, conn)
+
+    def _context(self, a: _Attempt, conn: Any) -> ActionContext:
+        assert self.table is not None
+        return _action_context(
+            a.job,
+            self.resource,
+            self.trigger,
+            conn,
+            a.logger,
+            a.row,
+            self.table,
+            self.table_sql,
+            a.actor,
+        )
 
 
 def _action_context(
     job: Job,
     resource: Resource,
     trigger: Trigger,
-    conn: Connection,
+    conn: Any,
     logger: Any,
-    row: Record | None,
+    row: Mapping[str, Any] | None,
     table: ResolvedTable,
     table_sql: str,
     actor: dict[str, Any] | None,
@@ -240,7 +523,8 @@ async def _run_on_error(
     async with deps.pool.acquire() as conn, conn.transaction():
         table, table_sql = await deps.tables.table_for(conn, resource, tenant)
         sql = row_sql(table, table_sql, deps.schema, lock=trigger.lock_for_update)
-        row = await conn.fetchrow(sql, job.args.get("pk") or {})
+        found = await conn.fetchrow(sql, job.args.get("pk") or {})
+        row = None if found is None else dict(found.items())
         actor = await _actor(trigger, job, conn)
         actx = _action_context(
             job, resource, trigger, conn, logger, row, table, table_sql, actor, error

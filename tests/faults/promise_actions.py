@@ -1,12 +1,13 @@
 """Python actions the promise tests (`tests/faults/test_promise_*.py`) configure, run
 inside real `jobd run` processes.
 
-`work` records one execution of its item in `public.executions` through the job's own
-transaction (a row exists only for an attempt that committed), after `input.sleep_s`. It
-also holds a transaction-level advisory lock on its item while it runs: if that lock is
-already taken, another attempt of the same item runs at this very moment, and that fact is
-recorded in `public.overlaps` on a connection of its own to `input.dsn` (so it survives
-the rollback).
+`work` sleeps `input.sleep_s`, then records one execution of its item in
+`public.executions` through the job's own transaction (a row exists only for an attempt
+that committed). It then holds a transaction-level advisory lock on its item until its
+transaction ends: if that lock is already taken, another attempt of the same item is
+committing at this very moment, and that fact is recorded in `public.overlaps` on a
+connection of its own to `input.dsn` (so it survives the rollback); two attempts that
+both commit show as two executions.
 `die` kills its own process with SIGKILL: a job that keeps killing its node.
 """
 
@@ -27,10 +28,12 @@ OVERLAP_LOCK = 0x70726F6D  # "prom": the advisory lock namespace of an item's ex
 async def work(ctx: ActionContext) -> None:
     assert ctx.primary_key is not None
     item = int(ctx.primary_key["id"])
+    # The action's own work first, then its writes: in a batch, a job that uses ctx.conn
+    # holds the batch's connection from its first statement to its end (docs/semantics.md).
+    await asyncio.sleep(float(ctx.input.get("sleep_s", 0.01)))
     alone = await ctx.conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", OVERLAP_LOCK, item)
     if not alone:
         await _record_overlap(ctx, item)
-    await asyncio.sleep(float(ctx.input.get("sleep_s", 0.01)))
     node = ctx.job.attempted_by  # type: ignore[attr-defined]
     await ctx.conn.execute(RECORD, item, ctx.job.id, ctx.job.attempt, node)
 

@@ -18,3 +18,17 @@ UPDATE {table} AS jobd_row
   FROM jsonb_populate_record(NULL::{table}, $1::text::jsonb) AS jobd_set,
        jsonb_populate_record(NULL::{table}, $2::text::jsonb) AS jobd_key
  WHERE {key}
+
+-- name: action_update_many
+-- The `update` action for many rows at once (a trigger batch's on_success): the same
+-- UPDATE as action_update, its values and keys one JSON array of `[values, key]` pairs.
+-- {table}, {assignments}, {key}: as action_update.
+-- $1: text, a JSON array: one `[values object, primary-key object]` per row.
+-- Returns the (1-based) positions of the pairs whose row was updated.
+UPDATE {table} AS jobd_row
+   SET {assignments}
+  FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS jobd_item(pair, n)
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, jobd_item.pair -> 0) AS jobd_set
+ CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, jobd_item.pair -> 1) AS jobd_key
+ WHERE {key}
+RETURNING jobd_item.n

@@ -3,7 +3,8 @@
 Every call is recorded in `CALLS`; what an action does is steered by the job's input
 (`action_input`): `fail` (always raise), `fail_until` (raise before that attempt),
 `sleep_s`, `gate` (wait for `GATE` after setting `STARTED`), `write` (an UPDATE through
-`ctx.conn`, to prove it commits or rolls back with the job).
+`ctx.conn`, to prove it commits or rolls back with the job), `fail_on` (row ids whose
+attempt raises).
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ async def record(ctx: ActionContext) -> dict[str, Any]:
         )
     if opts.get("permanent"):
         raise PermanentFailure("gone for good", status=410, kind="http")
+    row_id = (ctx.primary_key or {}).get("id")
     if opts.get("fail") or ctx.job.attempt < int(opts.get("fail_until", 0)):
         raise RuntimeError(f"boom on attempt {ctx.job.attempt}")
+    if row_id in opts.get("fail_on", []):
+        raise RuntimeError(f"boom on row {row_id}")
     return {"ok": True, "code": "R-1"}
 
 
