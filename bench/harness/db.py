@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -17,11 +18,11 @@ CONNECT_ATTEMPTS = 10
 CONNECT_RETRY_S = 3.0
 
 
-async def connect(url: str) -> asyncpg.Connection:
+async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
     """Connect, waiting out a server that is briefly full (a shared machine's test suites)."""
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
-            return await asyncpg.connect(url)
+            return await asyncpg.connect(url, **kwargs)
         except asyncpg.TooManyConnectionsError:
             if attempt == CONNECT_ATTEMPTS:
                 raise

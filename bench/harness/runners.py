@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from bench.harness import source
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 PEERS_VENV = BENCH / ".venv-peers"
@@ -43,13 +45,18 @@ def ensure_venv(name: str) -> Path:
     python = BENCH / f".venv-{name}" / "bin" / "python"
     if python.exists():
         return python
-    found = [shutil.which(c) or (c if Path(c).exists() else None) for c in BASE_PYTHONS[name]]
-    base = next((c for c in found if c), None)
+    base = next((c for c in BASE_PYTHONS[name] if runs(c)), None)
     if base is None:
         raise RunnerFailed(f"no interpreter for {name}: tried {BASE_PYTHONS[name]}")
     requirements = BENCH / f"requirements-{name}.txt"
     try:
-        subprocess.run([base, "-m", "venv", str(python.parents[1])], check=True, timeout=120)
+        subprocess.run(
+            [base, "-m", "venv", str(python.parents[1])],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
             check=True,
@@ -59,8 +66,18 @@ def ensure_venv(name: str) -> Path:
         )
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(python.parents[1], ignore_errors=True)
-        raise RunnerFailed(f"pip install -r {requirements.name}: {exc.stderr[-1000:]}") from exc
+        reason = (exc.stderr or exc.stdout or "")[-1000:]
+        raise RunnerFailed(f"{' '.join(map(str, exc.cmd[:3]))}: {reason}") from exc
     return python
+
+
+def runs(candidate: str) -> bool:
+    """The interpreter exists and starts (a pyenv shim for a version not selected fails)."""
+    path = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
+    if path is None:
+        return False
+    done = subprocess.run([path, "-c", "pass"], capture_output=True, timeout=60, check=False)
+    return done.returncode == 0
 
 
 def python_for(venv: str) -> Path:
@@ -80,9 +97,12 @@ def run(python: Path, module: str, options: dict[str, Any], timeout_s: float) ->
     argv = [str(python), "-m", module]
     for key, value in options.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
+    # jobd's runners import jobd from the code the run measures (bench/harness/source.py)
+    jobd = python == JOBD_PYTHON
+    cwd, env = (source.import_root(), source.env()) if jobd else (ROOT, None)
     try:
         done = subprocess.run(
-            argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired as exc:
         raise RunnerFailed(f"{module}: no result within {timeout_s}s") from exc
