@@ -16,7 +16,6 @@ Usage (repo root): .venv/bin/python -m bench memory [--quick]
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -27,12 +26,12 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from bench.harness.daemon import free_port, wait_ready
 from bench.harness.db import fresh_database, server_url
 from bench.harness.runners import ROOT
 
 TRIGGERS = 50
 MATCH_EVERY = 100  # 1% of rows match
-READY_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 300.0
 SAMPLE_S = 0.05
 JOBD = ROOT / ".venv" / "bin" / "jobd"
@@ -40,12 +39,6 @@ JOBD = ROOT / ".venv" / "bin" / "jobd"
 
 def sizes(quick: bool) -> list[int]:
     return [1_000, 10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def config_text(url: str, port: int) -> str:
@@ -94,22 +87,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jobd run exited {proc.returncode} before ready")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError("jobd run not ready in time")
 
 
 class Sampler:
