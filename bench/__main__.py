@@ -1,13 +1,17 @@
 """One entry point for every benchmark:
 
-    .venv/bin/python -m bench all              # the six measurements, as recorded
+    .venv/bin/python -m bench all              # every measurement, as recorded
     .venv/bin/python -m bench all --quick      # small N, 1 repeat: a smoke test
-    .venv/bin/python -m bench engine|latency|scheduler|trigger|memory|scaling [--quick]
+    .venv/bin/python -m bench engine|latency|scheduler|trigger_path|memory|scaling|idle [--quick]
+    .venv/bin/python -m bench trigger_path --jobd-ref HEAD   # jobd/ as committed, not the tree
 
 Prints each measurement's table, writes bench/results/<name>-<stamp>.json (all measured
 sections, the machine, load average at start and end), replaces each section's table in
 bench/README.md between its `<!-- results:NAME:start/end -->` markers (not with
 --no-readme) and draws bench/results/summary.png with matplotlib (peers' virtualenv).
+`all` also rewrites the README's machine section; a single measurement writes its run's
+line (stamp, machine load, JSON) into its own section instead, so the machine section
+keeps describing the run that produced the other tables.
 A measurement that fails is reported as failed with its reason; the others still run.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -22,8 +27,8 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import engine, http_trigger, latency, memory, scaling, scheduler
-from bench.harness import machine, results, runners
+from bench import engine, idle, latency, memory, scaling, scheduler, trigger_path
+from bench.harness import machine, results, runners, source
 from bench.harness.db import server_url, server_version
 from bench.runners.jobd_run import quiet_logs
 
@@ -38,26 +43,33 @@ def engine_step(quick: bool) -> Coroutine[Any, Any, dict[str, Any]]:
     return engine.collect(engine.parse_args(argv))
 
 
-def trigger_step(quick: bool) -> Coroutine[Any, Any, dict[str, Any]]:
-    argv = ["--n", "1000", "--repeats", "1"] if quick else ["--n", "10000", "--repeats", "2"]
-    return http_trigger.collect(http_trigger.parse_args(argv))
+def trigger_path_step(quick: bool) -> Coroutine[Any, Any, dict[str, Any]]:
+    argv = ["--n", "2000", "--rounds", "1"] if quick else []  # as recorded: N 20,000, 3 rounds
+    return trigger_path.collect(trigger_path.parse_args(argv))
 
 
 STEPS: dict[str, Callable[[bool], Coroutine[Any, Any, dict[str, Any]]]] = {
     "engine": engine_step,
     "latency": latency.collect,
     "scheduler": scheduler.collect,
-    "trigger": trigger_step,
+    "trigger_path": trigger_path_step,
     "memory": memory.collect,
     "scaling": scaling.collect,
+    "idle": idle.collect,
 }
 
 
-def describe_machine() -> dict[str, Any]:
+# the peers' virtualenvs each measurement runs (all of them for `all`, which draws the chart)
+STEP_VENVS = {"engine": ("peers", "peers312"), "latency": ("peers",), "trigger_path": ("peers",)}
+
+
+def describe_machine(venvs: set[str]) -> dict[str, Any]:
     pythons = {"jobd": runners.JOBD_PYTHON}
     # jobd's distribution is `pgjobd` (the import package and command are `jobd`)
     versions = {"jobd": runners.package_version(runners.JOBD_PYTHON, "pgjobd")}
     for venv, packages in PEER_PACKAGES.items():
+        if venv not in venvs:
+            continue
         try:
             python = runners.python_for(venv)
         except runners.RunnerFailed as exc:
@@ -104,13 +116,23 @@ def draw_chart(path: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("name", choices=["all", *STEPS], help="which measurement (all: the six)")
+    p.add_argument("name", choices=["all", *STEPS], help="which measurement (all: every one)")
     p.add_argument("--quick", action="store_true", help="small N, one repeat (smoke test)")
     p.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
+    p.add_argument(
+        "--jobd-ref",
+        metavar="REV",
+        help="jobd processes run jobd/ as committed at REV, not the working tree"
+        " (bench/harness/source.py)",
+    )
     ns = p.parse_args(argv)
+    if ns.jobd_ref:
+        os.environ[source.ENV_VAR] = ns.jobd_ref
     quiet_logs()  # in-process jobd (scheduler, trigger) logs warnings only
     names = list(STEPS) if ns.name == "all" else [ns.name]
-    mach = describe_machine()
+    venvs = set(PEER_PACKAGES) if ns.name == "all" else set(STEP_VENVS.get(ns.name, ()))
+    mach = describe_machine(venvs)
+    mach["jobd_source"] = source.describe()
     stamp = results.stamp()
     print(machine.markdown(mach, {}), flush=True)
     sections = {name: run_step(name, ns.quick) for name in names}
@@ -122,10 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     rel = path.relative_to(runners.ROOT)
     header = f"Run {stamp}{quick}: `python -m bench {ns.name}`; JSON `{rel}`."
 
-    if not ns.no_readme:
+    if not ns.no_readme and ns.name == "all":
         results.update_readme("machine", header + "\n\n" + machine.markdown(mach, {}))
         for name, out in sections.items():
             results.update_readme(name, out["markdown"])
+    elif not ns.no_readme:
+        run_line = machine.run_line(mach, header)
+        for name, out in sections.items():
+            results.update_readme(name, run_line + "\n\n" + out["markdown"])
     print(f"\n{machine.markdown(mach, {})}\n\nJSON: {path}\nchart: {chart}", flush=True)
     return 1 if any(out.get("failed") for out in sections.values()) else 0
 

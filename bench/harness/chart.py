@@ -73,10 +73,13 @@ def draw(res: dict[str, Any], out: str) -> None:
             [sched[v]["median"] for v in names],
             "rows/s",
         )
-    trig = res.get("trigger", {}).get("data", {}).get("summaries", {})
+    trig = res.get("trigger_path", {}).get("data", {}).get("summaries", {})
     if trig:
         names = list(trig)
-        short = [n.replace("jobd trigger + ", "jobd ") for n in names]
+        short = [
+            n.replace("jobd trigger", "jobd").replace("action_in_transaction", "a_i_t")
+            for n in names
+        ]
         bars(
             ax[4],
             "4. end-to-end trigger",

@@ -67,12 +67,23 @@ def markdown(machine: dict[str, Any], versions: dict[str, str]) -> str:
     load = f"load average (1 min) at start {machine.get('load_avg_1m_at_start')}"
     if "load_avg_1m_at_end" in machine:
         load += f", at end {machine['load_avg_1m_at_end']}"
-    return "\n".join(
-        [
-            f"- CPU: {machine['cpu']}, {machine['cores']} cores; RAM {machine['ram_gib']} GiB;"
-            f" {machine['os']}; {load}",
-            f"- PostgreSQL {machine['postgres']} (same server for every library)",
-            f"- Python: {pythons}",
-            f"- Libraries: {libs}",
-        ]
+    lines = [
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores; RAM {machine['ram_gib']} GiB;"
+        f" {machine['os']}; {load}",
+        f"- PostgreSQL {machine['postgres']} (same server for every library)",
+        f"- Python: {pythons}",
+        f"- Libraries: {libs}",
+    ]
+    if machine.get("jobd_source"):
+        lines.append(f"- jobd code: {machine['jobd_source']}")
+    return "\n".join(lines)
+
+
+def run_line(machine: dict[str, Any], header: str) -> str:
+    """One paragraph for a section measured on its own: the run, the load, the code."""
+    load = (
+        f"load average (1 min) {machine.get('load_avg_1m_at_start')} at start,"
+        f" {machine.get('load_avg_1m_at_end')} at end"
     )
+    source = f"; jobd code: {machine['jobd_source']}" if machine.get("jobd_source") else ""
+    return f"*{header} {machine['cpu']}, {machine['cores']} cores; {load}{source}.*"
