@@ -4,11 +4,23 @@ together, or not at all)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from jobd.engine.jobs import ClaimLost, Job, OutcomeKind
 from jobd.sql import queries
 from jobd.sql.driver import Connection, Pool
+
+
+class Refill(Protocol):
+    """A batch's completion that also claims its queue's next jobs (the producer's
+    `jobd.engine.producer.Refill`): call `complete_and_claim` inside the batch's
+    transaction, `committed` after its commit."""
+
+    async def complete_and_claim(
+        self, conn: Connection, ids: list[int], attempts: list[int]
+    ) -> set[int]: ...
+
+    def committed(self) -> None: ...
 
 
 class JobContext:
@@ -23,7 +35,7 @@ class JobContext:
     engine records a failed attempt.
     """
 
-    __slots__ = ("ended", "job", "node_id", "pool", "schema")
+    __slots__ = ("ended", "job", "node_id", "pool", "refill", "schema")
 
     def __init__(self, job: Job, node_id: str, pool: Pool, schema: str = "jobd") -> None:
         self.job = job
@@ -31,6 +43,9 @@ class JobContext:
         self.pool = pool
         self.schema = schema
         self.ended: OutcomeKind | None = None  # set once the worker ended the job itself
+        # For a batch: its completion may claim the queue's next jobs in the same
+        # statement (jobd.engine.producer.Refill); None: complete with ack_completed.
+        self.refill: Refill | None = None
 
     @property
     def completed(self) -> bool:

@@ -43,6 +43,10 @@ MAX_ERROR_CHARS = 8000  # traceback text kept per error entry
 # with the next; measured on 2 cores it did not beat 1 (smaller batches, more statements)
 # unless commits are slow (fsync-bound disk), so the default is 1.
 MAX_IN_FLIGHT = 1
+# A fetch claims at most a 1/FETCH_SHARES share of the limit: the jobs of one fetch run as
+# a batch (a trigger's), so with two shares one batch runs its actions while the other
+# commits, instead of the whole queue waiting for one commit.
+FETCH_SHARES = 2
 COALESCE_S = 0.002  # most a refill of a few slots waits for more slots to free up
 # An idle queue's poll while notifications are heard: every way a job becomes available
 # notifies its queue (inserts, staging, rescues, releases, moves, retries), so this poll
@@ -243,6 +247,44 @@ def hand_over(acker: Acker, result: Completion | Outcome | None) -> None:
         acker.record(result)
 
 
+class Refill:
+    """A batch's completion that also claims its queue's next jobs, in ONE statement
+    (`ack_and_fetch`, run in the batch's transaction): the batch's commit is the claim's
+    too, so a busy queue of batches commits once per batch instead of twice. The claim
+    asks for as many jobs as the batch frees; the producer starts them when the batch
+    returns, if it committed (`committed`)."""
+
+    def __init__(self, producer: Producer, demand: int) -> None:
+        self._producer = producer
+        self.demand = demand
+        self._pending: list[Job] = []
+        self.claimed: list[Job] = []
+
+    async def complete_and_claim(
+        self, conn: Executor, ids: list[int], attempts: list[int]
+    ) -> set[int]:
+        """Complete the jobs `ids` (fenced) and claim the next ones; the ids completed."""
+        p = self._producer
+        demand = 0 if p._stopping or p.state.paused else self.demand
+        rows = await conn.fetch(
+            p._q["ack_and_fetch"],
+            p.name,
+            demand,
+            p.node_id,
+            ids,
+            attempts,
+            p.runnable_workers,
+            None,
+        )
+        p.fetches += 1
+        self._pending = [job_from_row(row[1:], p.node_id) for row in rows if not row[0]]
+        return {row[1] for row in rows if row[0]}
+
+    def committed(self) -> None:
+        """The batch's transaction committed: its claims stand."""
+        self.claimed, self._pending = self._pending, []
+
+
 class Producer:
     """Fetches and runs the jobs of one queue on this node."""
 
@@ -349,7 +391,8 @@ class Producer:
                 coalesced = False
                 self._poked = False
                 self._fetched_at = time.monotonic()
-                self._launch(state, min(free, -(-state.limit // in_flight_max)))
+                share = max(in_flight_max, FETCH_SHARES)
+                self._launch(state, min(free, -(-state.limit // share)))
                 continue
             # Nothing to do now: sleep until woken or a retry is due, at most one poll
             # interval (then look again: the notifier may have gone deaf meanwhile).
@@ -505,6 +548,10 @@ class Producer:
         registered = self.registry.get(jobs[0].worker)
         assert registered is not None and registered.batch is not None  # see _start_all
         ctxs = [JobContext(job, self.node_id, self.pool, self.schema) for job in jobs]
+        # A global limit is counted under a lock the batch does not take: no refill then.
+        refill = Refill(self, len(jobs)) if self.state.global_limit is None else None
+        for ctx in ctxs:
+            ctx.refill = refill
         for job in jobs:
             emit_start(job)
         started = time.perf_counter()
@@ -523,10 +570,23 @@ class Producer:
             for job in jobs:
                 del self.running[job.id]
             self._wake.set()
+            if refill is not None and refill.claimed:
+                self._take_refill(refill)
         for result in results:
             if isinstance(result, Outcome) and result.outage:
                 self._retry_at = max(self._retry_at, time.monotonic() + result.delay_s / 2)
             hand_over(self.acker, result)
+
+    def _take_refill(self, refill: Refill) -> None:
+        """Start the jobs a batch claimed as it completed (in the slots it just freed), or
+        hand them back at once when this producer stops (nobody would run them)."""
+        claimed, refill.claimed = refill.claimed, []
+        if self._stopping:
+            for job in claimed:
+                self.acker.record(Outcome(OutcomeKind.RELEASED, job))
+            return
+        self._busy = len(claimed) == refill.demand
+        self._start_all(claimed)
 
     async def finish(self, grace_s: float) -> int:
         """Graceful stop of running jobs: wait up to `grace_s`, then cancel the rest, whose

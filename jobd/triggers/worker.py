@@ -58,7 +58,7 @@ import structlog
 from jobd.actions.base import ActionContext
 from jobd.actions.failures import describe_error
 from jobd.actions.update import UpdateAction
-from jobd.engine.context import JobContext
+from jobd.engine.context import JobContext, Refill
 from jobd.engine.jobs import ClaimLost, Job, OutcomeKind
 from jobd.engine.producer import error_entry, transient_retry_s
 from jobd.engine.registry import BatchWorker, FinalFailure, Worker
@@ -74,7 +74,7 @@ from jobd.triggers.sqlgen import row_sql
 from jobd.triggers.tables import ResolvedTable
 
 NO_LONGER_APPLIES = "trigger_no_longer_applies"
-CHANGED_DURING_ACTION = "row_changed_during_action"
+CHANGED = "row_changed_during_action"
 # A failure may name its own wait (HTTP Retry-After); the backoff below reads it. The
 # engine computes the backoff in the same task right after the worker raised.
 _retry_after_s: ContextVar[float | None] = ContextVar("jobd_retry_after_s", default=None)
@@ -102,8 +102,11 @@ def trigger_batch(deps: Deps, resource: Resource, trigger: Trigger) -> BatchWork
         by_tenant: dict[str | None, list[int]] = {}
         for i, job in enumerate(jobs):
             by_tenant.setdefault(job.args.get("tenant"), []).append(i)
+        refill = ctxs[0].refill  # one claim per producer batch: the first part's
         for tenant, positions in by_tenant.items():
-            batch = _Batch(deps, resource, trigger, tenant, [(jobs[i], ctxs[i]) for i in positions])
+            part = [(jobs[i], ctxs[i]) for i in positions]
+            batch = _Batch(deps, resource, trigger, tenant, part, refill)
+            refill = None
             for i, result in zip(positions, await batch.run(), strict=True):
                 results[i] = result
         return results
@@ -134,6 +137,10 @@ def trigger_final_failure(deps: Deps, resource: Resource, trigger: Trigger) -> F
     return fail
 
 
+class _RowsRefused(Exception):
+    """The batch's on_success statement failed on a row's values (see `_finish`)."""
+
+
 @dataclasses.dataclass(eq=False)
 class _Attempt:
     """One job's attempt within a batch."""
@@ -150,6 +157,8 @@ class _Attempt:
     result: Exception | None = None  # what the engine gets (None: done)
     stopped: bool = False  # cut short by a stop: the engine returns the job
 
+    wrote: bool = False  # it used ctx.conn (its writes live only in the batch's transaction)
+
     @property
     def running(self) -> bool:
         return self.failure is None and self.result is None and not self.stopped
@@ -165,8 +174,10 @@ class _Batch:
         trigger: Trigger,
         tenant: str | None,
         jobs: list[tuple[Job, JobContext]],
+        refill: Refill | None,
     ) -> None:
         self.deps, self.resource, self.trigger, self.tenant = deps, resource, trigger, tenant
+        self.refill = refill
         self.attempts = [
             _Attempt(job, ctx, attempt_logger(job, resource.name, trigger=trigger.name))
             for job, ctx in jobs
@@ -199,14 +210,39 @@ class _Batch:
     # -- the two shapes --------------------------------------------------------------------
 
     async def _in_transaction(self) -> None:
-        async with self.deps.pool.acquire() as conn, conn.transaction():
-            await self._read(conn, lock_jobs=True, lock_rows=self.trigger.lock_for_update)
-            shared = SharedConnection(conn)
-            running = [a for a in self.attempts if a.running]
-            await self._concurrently(
-                running, lambda a: self._attempt(a, JobConnection(shared, a.job.id), True)
-            )
-            await self._finish(conn, [a for a in running if a.running])
+        async with self.deps.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    lock_rows = self.trigger.lock_for_update
+                    await self._read(conn, lock_jobs=True, lock_rows=lock_rows)
+                    shared = SharedConnection(conn)
+                    running = [a for a in self.attempts if a.running]
+                    await self._concurrently(
+                        running,
+                        lambda a: self._attempt(a, JobConnection(shared, a.job.id), True),
+                    )
+                    await self._finish(conn, [a for a in running if a.running])
+            except _RowsRefused:
+                await self._finish_again(conn, lock_rows=self.trigger.lock_for_update)
+                return
+        self._committed()
+
+    async def _finish_again(
+        self, conn: Connection, *, lock_rows: bool, gone: str = NO_LONGER_APPLIES
+    ) -> None:
+        """One row's on_success values broke the batch's statement, which rolled the
+        batch back; no job had written anything of its own (see `_finish`), so the
+        actions' results are all there is: fence and read again, then finish row by row."""
+        done = [a for a in self.attempts if a.running]
+        async with conn.transaction():
+            await self._read(conn, lock_jobs=True, lock_rows=lock_rows, gone=gone)
+            await self._finish(conn, [a for a in done if a.running], one_by_one=True)
+        self._committed()
+
+    def _committed(self) -> None:
+        """The batch's transaction committed: the jobs it claimed for the queue stand."""
+        if self.refill is not None:
+            self.refill.committed()
 
     async def _outside_transaction(self) -> None:
         async with self.deps.pool.acquire() as conn:
@@ -219,15 +255,22 @@ class _Batch:
         done = [a for a in running if a.running]
         if not done:
             return
-        async with self.deps.pool.acquire() as conn, conn.transaction():
-            # The rows may have changed while the actions ran: lock those that still match.
-            await self._read(conn, lock_jobs=True, lock_rows=True, gone=CHANGED_DURING_ACTION)
-            done = [a for a in done if a.running]
-            shared = SharedConnection(conn)
-            await self._concurrently(
-                done, lambda a: self._follow_up(a, JobConnection(shared, a.job.id))
-            )
-            await self._finish(conn, [a for a in done if a.running])
+        async with self.deps.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    # The rows may have changed while the actions ran: lock those that
+                    # still match.
+                    await self._read(conn, lock_jobs=True, lock_rows=True, gone=CHANGED)
+                    done = [a for a in done if a.running]
+                    shared = SharedConnection(conn)
+                    await self._concurrently(
+                        done, lambda a: self._follow_up(a, JobConnection(shared, a.job.id))
+                    )
+                    await self._finish(conn, [a for a in done if a.running])
+            except _RowsRefused:
+                await self._finish_again(conn, lock_rows=True, gone=CHANGED)
+                return
+        self._committed()
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -313,6 +356,7 @@ class _Batch:
             )
         finally:
             if isinstance(conn, JobConnection):
+                a.wrote = a.wrote or (keep and conn.entered)
                 await conn.close(keep=keep)
 
     async def _follow_up(self, a: _Attempt, conn: JobConnection) -> None:
@@ -325,6 +369,7 @@ class _Batch:
         except Exception as exc:
             a.failure = exc
         finally:
+            a.wrote = a.wrote or (keep and conn.entered)
             await conn.close(keep=keep)
 
     async def _on_success(self, a: _Attempt, conn: Any) -> None:
@@ -338,29 +383,40 @@ class _Batch:
         assert a.action_ctx is not None
         await action.run(dataclasses.replace(a.action_ctx, response=a.response))
 
-    async def _finish(self, conn: Connection, done: list[_Attempt]) -> None:
+    async def _finish(
+        self, conn: Connection, done: list[_Attempt], *, one_by_one: bool = False
+    ) -> None:
         """Apply the batched on_success and complete the successful jobs (their jobs are
-        locked by the fence, so the completion cannot miss one)."""
+        locked by the fence, so the completion cannot miss one). The on_success statement
+        runs bare when no job of the batch wrote through ctx.conn (a failure then rolls
+        back only what `_finish_again` redoes: `_RowsRefused`), else in a savepoint."""
         batched = [a for a in done if a.batched_update]
         if batched:
-            await self._update_rows(conn, batched)
+            guarded = one_by_one or any(a.wrote for a in self.attempts)
+            await self._update_rows(conn, batched, guarded=guarded, one_by_one=one_by_one)
         done = [a for a in done if a.running]
         if not done:
             return
-        sql = queries(self.deps.schema)["ack_completed"]
-        rows = await conn.fetch(
-            sql, [a.job.id for a in done], [a.job.attempt for a in done], self.node_id
-        )
-        completed = {row[0] for row in rows}
+        ids, attempts = [a.job.id for a in done], [a.job.attempt for a in done]
+        if self.refill is not None:  # the same statement claims the queue's next jobs
+            completed = await self.refill.complete_and_claim(conn, ids, attempts)
+        else:
+            sql = queries(self.deps.schema)["ack_completed"]
+            rows = await conn.fetch(sql, ids, attempts, self.node_id)
+            completed = {row[0] for row in rows}
         for a in done:
             if a.job.id in completed:
                 a.ctx.ended = OutcomeKind.COMPLETED
             else:  # unreachable while the fence holds the job: kept as the engine's rule
                 a.result = ClaimLost(f"job {a.job.id} attempt {a.job.attempt}: claim lost")
 
-    async def _update_rows(self, conn: Connection, batched: list[_Attempt]) -> None:
-        """The update on_success of many rows in one statement, in a savepoint: when one
-        row's values break it, each row is updated on its own, so only that job fails."""
+    async def _update_rows(
+        self, conn: Connection, batched: list[_Attempt], *, guarded: bool, one_by_one: bool
+    ) -> None:
+        """The update on_success of many rows in one statement. When one row's values
+        break it, each row is updated on its own (in a savepoint each), so only that job
+        fails: at once when `guarded` (the statement ran in a savepoint), else after the
+        batch rolled back (`_RowsRefused`)."""
         name = self.trigger.on_success
         assert name is not None
         action = self.deps.actions.get(self.resource, name)
@@ -371,11 +427,15 @@ class _Batch:
             if a.action_ctx is not None
         ]
         try:
-            async with conn.transaction():
+            if one_by_one:
+                raise _RowsRefused
+            async with conn.transaction() if guarded else contextlib.nullcontext():
                 updated = await action.run_many(conn, contexts)
-        except asyncpg.PostgresError as exc:
+        except (asyncpg.PostgresError, _RowsRefused) as exc:
             if transient_retry_s(batched[0].job, exc) is not None:
                 raise  # the database failed, not a row: the batch is retried as a whole
+            if not guarded:
+                raise _RowsRefused from exc
             for a, actx in zip(batched, contexts, strict=True):
                 try:
                     async with conn.transaction():

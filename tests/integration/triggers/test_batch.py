@@ -88,14 +88,19 @@ async def test_a_failed_job_rolls_back_alone(build: Build, pool: Any) -> None:
     assert set(rows.values()) == {("written", True)}
 
 
-async def test_a_bad_on_success_value_fails_only_its_job(build: Build, pool: Any) -> None:
+@pytest.mark.parametrize("write", [False, True])
+async def test_a_bad_on_success_value_fails_only_its_job(
+    build: Build, pool: Any, write: bool
+) -> None:
     """Proves an update on_success whose value breaks the batched statement for one row
-    (`rank` from a result that is not a number) fails that job alone: the others' rows get
-    their rank, the bad one's job is discarded with Postgres's message."""
+    (`rank: 10 / (id - 2)`, a division by zero for row 2) fails that job alone: the others'
+    rows get their rank (and, when the actions wrote through ctx.conn, keep those writes:
+    the statement then runs in a savepoint; without, the batch is finished again row by
+    row), the bad one's job is discarded with Postgres's message."""
     rt = await build(
         config(
             "        action: work\n        on_success: mark_rank\n"
-            "        action_input: {bad_rank_on: [2]}",
+            f"        action_input: {{write: {str(write).lower()}}}",
             actions_extra=MARK_RANK,
         ),
         ROWS,
@@ -103,11 +108,14 @@ async def test_a_bad_on_success_value_fails_only_its_job(build: Build, pool: Any
     await scan(rt)
     counts = await run_all(rt)
     assert (counts["completed"], counts["discarded"]) == (5, 1)
-    ranks = {r["id"]: r["rank"] for r in await pool.fetch("SELECT id, rank FROM orders")}
-    assert ranks == {1: -10, 2: None, 3: 10, 4: 5, 5: 3, 6: 2}
+    rows = {r["id"]: (r["rank"], r["note"]) for r in await pool.fetch("SELECT * FROM orders")}
+    note = "written" if write else None
+    ranks = {1: -10, 2: None, 3: 10, 4: 5, 5: 3, 6: 2}
+    assert rows == {i: (rank, None if i == 2 else note) for i, rank in ranks.items()}
     [bad] = [j for j in await jobs(pool) if j["state"] == "discarded"]
     assert bad["args"]["pk"] == {"id": 2}
     assert "division by zero" in bad["errors"][-1]["error"]
+    assert len(actions.CALLS) == 6  # no action ran twice
 
 
 async def test_outside_the_transaction_nothing_is_held(build: Build, pool: Any) -> None:
