@@ -1,10 +1,16 @@
 """A trigger's scheduler: scan the rows that match, enqueue one worker job per row.
 
-Set-based: each statement is one `INSERT ... SELECT` (`trigger_scan_enqueue`) that scans,
-skips rows whose unique key is held by a job (`NOT EXISTS`, so `record_limit` counts only
-new jobs), inserts, and settles races with concurrent inserters by `ON CONFLICT DO
-NOTHING`. No row comes back to Python: a page returns its counts and, when paging, the
-last primary key it scanned. Memory does not grow with the table.
+Set-based: each statement is one `INSERT ... SELECT` (`trigger_scan_enqueue`) that scans
+and inserts; a row whose unique key a job holds gets no job (`ON CONFLICT DO NOTHING`,
+which also settles races with concurrent inserters). With a `record_limit` such rows are
+left out first (`NOT EXISTS`), so that the limit counts only new jobs. No row comes back
+to Python: a statement returns its counts and, when paging, the last primary key it
+scanned. Memory does not grow with the table.
+
+Paging (see jobd.triggers.sqlgen for when): the first page has `stream_batch_size` rows,
+so workers start soon; each later page is twice the last, up to `MAX_PAGE_FACTOR` times
+the first. Each page is its own short transaction, after `trigger_scan_page_settings`,
+which keeps its scan on an index even when the table's statistics are stale.
 
 Per tenant (SPEC 1.7): `list_tenants` is resolved at every run. Attribute strategy: one
 scan per tenant with `AND t.<attribute> = $tenant`; schema strategy: one scan of each
@@ -19,7 +25,7 @@ pages, duration_ms).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +47,8 @@ from jobd.triggers.tenants import list_tenants
 
 log = structlog.get_logger("jobd.triggers")
 
+MAX_PAGE_FACTOR = 16  # the largest keyset page, in first pages (stream_batch_size)
+
 
 class SchedulerError(JobdError):
     """A scheduler run could not scan every tenant."""
@@ -53,8 +61,7 @@ class ScanResult:
     pages: int = 0
 
 
-async def scan_tenant(
-    conn: Connection,
+def scan_params(
     statements: ScanSql,
     trigger: Trigger,
     *,
@@ -62,12 +69,11 @@ async def scan_tenant(
     tenant: str | None,
     mode: TenantMode,
     stored_actor: Mapping[str, Any] | None = None,
-) -> ScanResult:
-    """Run one tenant's scan (all its pages); each page is its own short transaction."""
-    result = ScanResult()
-    remaining = trigger.record_limit
+) -> list[Any]:
+    """The parameters of a tenant's scan statements, $1 onwards, without the keyset
+    position; $9 (the page's size) and $10 (the jobs still allowed) are set per page."""
     job = worker_job(trigger, stored_actor)
-    fixed: list[Any] = [
+    params: list[Any] = [
         job.worker,
         job.queue,
         job.priority,
@@ -76,23 +82,35 @@ async def scan_tenant(
         job.args,
         key_prefix(trigger, tenant, mode),
         tenant,
-        trigger.stream_batch_size if statements.paged else None,
-        remaining,
+        None,
+        trigger.record_limit,
         channel(schema, INSERT_CHANNEL),
         *statements.pk_names,
     ]
     if statements.tenant_param:
-        fixed.append(tenant)
+        params.append(tenant)
+    return params
+
+
+async def scan_tenant(
+    conn: Connection, statements: ScanSql, trigger: Trigger, params: list[Any], *, schema: str
+) -> ScanResult:
+    """Run one tenant's scan (all its pages) with `scan_params`; each page is its own
+    short transaction."""
+    result = ScanResult()
+    remaining = trigger.record_limit
+    fixed = list(params)
+    settings = queries(schema)[
+        "trigger_scan_page_settings" if statements.paged else "trigger_scan_settings"
+    ]
+    sizes = page_sizes(trigger.stream_batch_size)
     sql, position = statements.first, list[Any]()
-    no_jit = queries(schema)["trigger_scan_settings"]
     while True:
-        fixed[9] = remaining
-        if statements.paged:  # one statement, its own short transaction
+        size = next(sizes) if statements.paged else None
+        fixed[8], fixed[9] = size, remaining
+        async with conn.transaction():  # each page (or the one statement) on its own
+            await conn.execute(settings)
             row = await conn.fetchrow(sql, *fixed, *position)
-        else:
-            async with conn.transaction():
-                await conn.execute(no_jit)
-                row = await conn.fetchrow(sql, *fixed, *position)
         assert row is not None  # the statement always returns its counts
         result.pages += 1
         result.scanned += row["scanned"]
@@ -100,9 +118,19 @@ async def scan_tenant(
         if remaining is not None:
             remaining -= row["enqueued"]
         done = remaining is not None and remaining <= 0
-        if not statements.paged or done or row["scanned"] < trigger.stream_batch_size:
+        if size is None or done or row["scanned"] < size:
             return result
         sql, position = statements.next or sql, list(row["last"])
+
+
+def page_sizes(first: int) -> Iterator[int]:
+    """The sizes of a paged scan's pages: `first` (the trigger's `stream_batch_size`), so
+    the first jobs are ready soon, then each page twice the last, up to `MAX_PAGE_FACTOR`
+    times the first (few statements for a big scan, each transaction still short)."""
+    size = first
+    while True:
+        yield size
+        size = min(size * 2, first * MAX_PAGE_FACTOR)
 
 
 async def move_jobs(conn: Connection, schema: str, queues: Mapping[str, str]) -> int:
@@ -146,8 +174,7 @@ async def run_scheduler(
             try:
                 table, table_sql = await deps.tables.table_for(conn, resource, tenant)
                 statements = scan_sql(resource, trigger, table, table_sql, deps.schema)
-                result = await scan_tenant(
-                    conn,
+                params = scan_params(
                     statements,
                     trigger,
                     schema=deps.schema,
@@ -155,6 +182,7 @@ async def run_scheduler(
                     mode=mode,
                     stored_actor=stored_actor,
                 )
+                result = await scan_tenant(conn, statements, trigger, params, schema=deps.schema)
             except Exception as exc:
                 if tenant is None:
                     raise

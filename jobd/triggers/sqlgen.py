@@ -7,10 +7,11 @@ says which parameters follow the template's fixed ones.
 
 Paging (the scheduler's decision, see docs/semantics.md): when the scan order is the
 primary key (the default read order, or a `sort` naming exactly the key columns in one
-direction) the scan is cut into keyset pages of `stream_batch_size` rows, each page one
-short `INSERT ... SELECT` walking the primary-key index. Any other order runs as ONE
-statement (the database sorts the matching rows once): paging such an order would scan
-and sort the whole table again for every page.
+direction) the scan is cut into keyset pages (the first of `stream_batch_size` rows, later
+ones growing, see jobd.triggers.scheduler), each page one short `INSERT ... SELECT`
+walking the primary-key index. Any other order runs as ONE statement (the database sorts
+the matching rows once): paging such an order would scan and sort the whole table again
+for every page.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 from jobd.config import load_config_text
 from jobd.model import SortKey
 from jobd.triggers.jobs import cron_entries, key_prefix, worker_hold
+from jobd.triggers.scheduler import page_sizes
 from jobd.triggers.sqlgen import fill, order_keys, pages_by_key, reread_sql, scan_sql
 from jobd.triggers.tables import ResolvedTable
 
@@ -52,6 +53,23 @@ def test_paging_decision() -> None:
     assert not pages_by_key([SortKey("c"), SortKey("a"), SortKey("b")], pk)
     keys = order_keys(ORDERS, ORDERS.triggers["sorted"], ("id",))
     assert keys == [SortKey("inserted_at", True), SortKey("id")]
+
+
+def test_page_sizes_grow_from_stream_batch_size_to_a_cap() -> None:
+    """Keyset pages start at stream_batch_size and double, up to MAX_PAGE_FACTOR times it."""
+    sizes = page_sizes(1000)
+    assert [next(sizes) for _ in range(7)] == [1000, 2000, 4000, 8000, 16000, 16000, 16000]
+    small = page_sizes(3)
+    assert [next(small) for _ in range(6)] == [3, 6, 12, 24, 48, 48]
+
+
+def test_scan_sql_probes_jobs_only_for_a_record_limit() -> None:
+    """The uniqueness probe is guarded by `$10 IS NULL` (no record_limit: the plan drops
+    it, ON CONFLICT alone keeps one job per row); ON CONFLICT is always there."""
+    sql = scan_sql(ORDERS, ORDERS.triggers["process"], TABLE, '"public"."orders"', "jobd")
+    for text in (sql.first, sql.next or ""):
+        assert "WHERE $10::bigint IS NULL\n      OR NOT EXISTS" in text
+        assert "ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING" in text
 
 
 def test_scan_sql_default_is_paged_by_key() -> None:

@@ -37,17 +37,37 @@ SELECT rel.relid,
   FROM (SELECT pg_catalog.to_regclass($1::text) AS relid) AS rel
 
 -- name: trigger_scan_settings
--- Run first in the transaction of a single-statement scan (no parameters): its cost
--- estimate (a uniqueness probe per row) easily passes jit_above_cost on a big table, and
--- compiling the plan then costs more than it saves (measured: ~0.6 s of a 4 s run on
--- 100,000 rows). Keyset pages are too small to be compiled and run without it.
-SET LOCAL jit = off
+-- Run first in the transaction of a single-statement scan (no parameters). jit: the
+-- statement's cost estimate easily passes jit_above_cost on a big table, and compiling the
+-- plan then costs more than it saves (measured: ~0.6 s of a 4 s run on 100,000 rows).
+-- synchronous_commit: the commit need not wait for the WAL flush; a scan lost in a crash
+-- is enqueued again by the next run (its rows still match), and a worker's (synchronous)
+-- completion of one of these jobs flushes this WAL first.
+SET LOCAL jit = off; SET LOCAL synchronous_commit = off
+
+-- name: trigger_scan_page_settings
+-- Run first in the transaction of each keyset page (no parameters): as
+-- trigger_scan_settings, and the page's scan stays a walk of an index that stops at the
+-- page's LIMIT. With stale statistics (a big table never analyzed, autovacuum off) the
+-- planner estimates few matching rows and would otherwise read the whole table for EVERY
+-- page: a sequential scan and a sort, or a bitmap scan of the rest of the key range and a
+-- sort. Sorts stay allowed: with an index on the `where` columns and few matching rows,
+-- reading them by that index and sorting them beats walking the whole primary key.
+-- Measured plans: tests/integration/triggers/test_scan_plans.py.
+SET LOCAL jit = off; SET LOCAL synchronous_commit = off;
+SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off
 
 -- name: trigger_scan_enqueue
 -- One statement of a trigger's scheduler run (one keyset page, or the whole scan): scan the
--- rows matching {filter} in {order}, keep those with no job holding their unique key, insert
--- at most $10 of them as worker jobs; racing inserters are settled by ON CONFLICT. No row
--- comes back: only the counts and the last primary key of the page ({last} for the next page).
+-- rows matching {filter} in {order}, insert one worker job per row; a row whose unique key
+-- a job holds gets none (ON CONFLICT DO NOTHING, which also settles races with concurrent
+-- inserters). With a record_limit ($10 not NULL) rows holding a key are first left out by
+-- a probe (NOT EXISTS), so that the LIMIT counts only new jobs; without one the probe is
+-- skipped (`$10 IS NULL`: a custom plan drops it, a generic one keeps it but never runs
+-- it): ON CONFLICT already looks each key up, and a second look-up per row costs about a
+-- fifth of the scan (bench/scheduler.py, variant jobd-limit). No row comes back: only the
+-- counts and the last primary key of the page ({last} for the next page). Runs after
+-- trigger_scan_settings or trigger_scan_page_settings, in the same transaction.
 -- $1 worker name, $2 queue, $3 priority, $4 max_attempts, $5 uniq_hold (jsonb),
 -- $6 args common to every job (jsonb: actor, input, extra), $7 unique key prefix
 -- ('<worker>:<tenant>:'), $8 the tenant stored in the jobs (text, NULL: none or the row's),
@@ -68,7 +88,8 @@ WITH scan AS MATERIALIZED (
   -- planner, with stale statistics on a jobs table growing page by page, hashes the
   -- whole jobs table for every page.
   SELECT p.* FROM keyed AS p
-   WHERE NOT EXISTS (SELECT 1 FROM {schema}.jobs AS j WHERE j.uniq_key = p.uniq_key OFFSET 0)
+   WHERE $10::bigint IS NULL
+      OR NOT EXISTS (SELECT 1 FROM {schema}.jobs AS j WHERE j.uniq_key = p.uniq_key OFFSET 0)
    ORDER BY {scan_order}
    LIMIT $10::bigint
 ), ins AS (
@@ -83,14 +104,9 @@ WITH scan AS MATERIALIZED (
   RETURNING 1
 ), notified AS (
   SELECT count(pg_notify($11::text, $2::text)) AS n FROM (SELECT 1 FROM ins LIMIT 1) AS x
-), settings AS (
-  -- The commit need not wait for the WAL flush: a page lost in a crash is enqueued again
-  -- by the next run (its rows still match), and a worker's (synchronous) completion of
-  -- one of these jobs flushes this WAL first. Local to this statement's transaction.
-  SELECT set_config('synchronous_commit', 'off', true) AS value
 )
 SELECT (SELECT count(*) FROM scan) AS scanned, (SELECT count(*) FROM ins) AS enqueued{last}
-  FROM notified, settings
+  FROM notified
 
 -- name: trigger_reread
 -- The worker's re-read of its row: by primary key, with the trigger's and the read's

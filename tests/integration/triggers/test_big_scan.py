@@ -3,7 +3,6 @@ once, memory independent of the row count, nothing enqueued while they wait."""
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from typing import Any
 
@@ -51,11 +50,10 @@ async def test_200k_rows_50k_matching(build: Build, pool: Any) -> None:
     small_peak, small = await _peak_bytes(rt)
     assert small.enqueued == 5_000
     await _rows(pool, 200_000)
-    started = time.monotonic()
     peak, result = await _peak_bytes(rt)
-    elapsed_s = time.monotonic() - started
     assert (result.scanned, result.enqueued) == (50_000, 50_000)
-    assert result.pages == 51  # 50 full pages, then the one that comes back short
+    # Pages of 1,000, 2,000, 4,000, 8,000 and 16,000 rows, 16,000 again, then 3,000 (short).
+    assert result.pages == 7
     stats = await pool.fetchrow(
         "SELECT count(*) AS jobs, count(DISTINCT args->'pk') AS rows,"
         " bool_and((args->'pk'->>'id')::bigint % 4 = 0) AS all_match FROM jobd.jobs"
@@ -67,4 +65,3 @@ async def test_200k_rows_50k_matching(build: Build, pool: Any) -> None:
         rt.deps, rt.spec.resources["events"], rt.spec.resources["events"].triggers["process"]
     )
     assert (again.scanned, again.enqueued) == (50_000, 0)
-    assert elapsed_s < 20

@@ -112,16 +112,50 @@ async def test_record_limit_counts_only_new_jobs(build: Build, pool: Any) -> Non
     assert ids == [1, 2, 3, 4, 5, 6]
 
 
-async def test_keyset_pages_of_stream_batch_size(build: Build, pool: Any) -> None:
-    """In primary-key order the scan runs one statement per page of stream_batch_size rows;
-    every matching row is enqueued once, in key order."""
+async def test_record_limit_skips_rows_held_by_completed_jobs(build: Build, pool: Any) -> None:
+    """With trigger_once, rows whose completed job still holds their key neither get a job
+    nor use up record_limit: the next run enqueues the next rows."""
     rt = await build(
-        config('        action: work\n        where: "id % 3 = 0"\n        stream_batch_size: 4'),
-        ORDERS + "INSERT INTO orders (id) SELECT generate_series(1, 30);",
+        config(
+            "        action: work\n        trigger_once: true\n        record_limit: 2\n"
+            "        stream_batch_size: 1"
+        ),
+        ORDERS + "INSERT INTO orders (id) SELECT generate_series(1, 6);",
+    )
+    assert (await scan(rt)).enqueued == 2
+    assert (await run_all(rt))["completed"] >= 2
+    assert (await scan(rt)).enqueued == 2
+    ids = [r["args"]["pk"]["id"] for r in await jobs(pool, "orders.process")]
+    assert ids == [1, 2, 3, 4]
+
+
+async def test_keyset_pages_grow_after_a_first_page_of_stream_batch_size(
+    build: Build, pool: Any
+) -> None:
+    """In primary-key order the scan runs one statement per keyset page: the first of
+    stream_batch_size rows, then each twice the last up to 16 times the first (1, 2, 4, 8,
+    16, 16 for 40 rows); every matching row is enqueued once, jobs in key order."""
+    rt = await build(
+        config('        action: work\n        where: "id % 3 = 0"\n        stream_batch_size: 1'),
+        ORDERS + "INSERT INTO orders (id) SELECT generate_series(1, 120);",
     )
     result = await scan(rt)
-    assert (result.scanned, result.enqueued, result.pages) == (10, 10, 3)
-    assert [r["args"]["pk"]["id"] for r in await jobs(pool)] == list(range(3, 31, 3))
+    assert (result.scanned, result.enqueued, result.pages) == (40, 40, 6)
+    assert [r["args"]["pk"]["id"] for r in await jobs(pool)] == list(range(3, 121, 3))
+
+
+async def test_descending_key_pages_keep_their_order(build: Build, pool: Any) -> None:
+    """A sort of the key in descending order pages backwards through the key; the jobs
+    follow that order across pages of growing size, and a second run enqueues none."""
+    rt = await build(
+        config("        action: work\n        sort: [id desc]\n        stream_batch_size: 2"),
+        ORDERS + "INSERT INTO orders (id) SELECT generate_series(1, 25);",
+    )
+    result = await scan(rt)
+    assert (result.scanned, result.enqueued, result.pages) == (25, 25, 4)  # 2, 4, 8, 16
+    assert [r["args"]["pk"]["id"] for r in await jobs(pool)] == list(range(25, 0, -1))
+    again = await scan(rt)
+    assert (again.scanned, again.enqueued) == (25, 0)
 
 
 async def test_sort_orders_jobs_and_limit(build: Build, pool: Any) -> None:
@@ -163,7 +197,7 @@ resources:
         " unnest(ARRAY['a', 'b']) l;",
     )
     result = await scan(rt, "lines")
-    assert (result.enqueued, result.pages) == (6, 3)
+    assert (result.enqueued, result.pages) == (6, 2)  # pages of 3 and 6 rows
     rows = await jobs(pool)
     assert rows[0]["uniq_key"] == 'lines.process::[1, "a"]'
     assert rows[1]["args"]["pk"] == {"order_id": 1, "line": "b"}
