@@ -14,7 +14,7 @@ Spans (attributes: the events' metadata and measurements, as `jobd.<key>`):
   written). `job.fail` adds an exception event and sets the status to error; a completed
   attempt's status is ok. A root span: jobs are not children of whoever enqueued them.
   In the job's task it is the current span, so spans a Python action makes itself are
-  its children.
+  its children (not in a batch of trigger jobs, which share one task: there none is).
 - `scheduler <trigger>`: one per scheduler scan (per tenant), from `scheduler.run`
   (`scanned`, `enqueued`, `pages`, `duration_ms`), a child of its scheduler job's span.
 
@@ -24,8 +24,11 @@ through `jobd.telemetry.set_header_provider`.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -89,6 +92,10 @@ class Tracing:
         self.tracer = provider.get_tracer("jobd", __version__)
         self.traceparent = traceparent
         self.open: OrderedDict[tuple[int, int], Span] = OrderedDict()
+        # Per task: the token of the attempt span made current there (see _make_current).
+        self._current: weakref.WeakKeyDictionary[asyncio.Task[Any], object] = (
+            weakref.WeakKeyDictionary()
+        )
         self._propagator = TraceContextTextMapPropagator()
 
     # -- setup --------------------------------------------------------------------------
@@ -177,9 +184,21 @@ class Tracing:
             _, oldest = self.open.popitem(last=False)
             oldest.set_attribute("jobd.outcome", "unknown")
             oldest.end()
-        # The job's own task (the engine emits job.start in it): its span is the current
-        # one there, for the scheduler's span and for spans an action makes itself.
-        otel_context.attach(trace.set_span_in_context(span))
+        self._make_current(span, key)
+
+    def _make_current(self, span: Span, key: tuple[int, int]) -> None:
+        """In the job's own task (the engine emits job.start in it) its span is the current
+        one, for the scheduler's span and for spans an action makes itself. A task that
+        starts several jobs runs them as one batch: there no single attempt is current."""
+        task = _current_task()
+        if task is None:
+            return
+        started = self._current.get(task)
+        if started is None:
+            self._current[task] = otel_context.attach(trace.set_span_in_context(span))
+        elif isinstance(started, contextvars.Token):
+            otel_context.detach(started)
+            self._current[task] = _BATCH
 
     def _scheduler_run(
         self, measurements: Mapping[str, float], metadata: Mapping[str, Any]
@@ -204,6 +223,16 @@ class Tracing:
         carrier: dict[str, str] = {}
         self._propagator.inject(carrier, context=trace.set_span_in_context(span))
         return carrier
+
+
+_BATCH = object()  # a task that started several attempts: none of them is current there
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
 
 
 def _bound_context() -> dict[str, Any]:

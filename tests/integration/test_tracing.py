@@ -150,3 +150,42 @@ def test_enabled_without_the_sdk_is_a_config_error(monkeypatch: pytest.MonkeyPat
     assert "otel.enabled" in str(problem) and "pip install 'pgjobd[otel]'" in str(problem)
     spec = load_config_text("version: 1\notel: {enabled: false}\n", "jobd.yaml", env={})
     assert spec.otel.enabled is False
+
+
+async def test_the_attempt_span_is_current_in_its_own_task_only(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """job.start in a task of its own makes the attempt's span the current one there
+    (spans an action makes are its children); a task that starts several attempts (a
+    batch) has none current, so no job's span adopts another's child spans."""
+    from opentelemetry import trace
+
+    from jobd.telemetry import emit
+
+    def start(job_id: int) -> int:
+        emit(
+            "job.start",
+            {"queue_wait_ms": 1.0},
+            {"job_id": job_id, "queue": "q", "worker": "w", "attempt": 1},
+        )
+        return trace.get_current_span().get_span_context().span_id
+
+    async def single() -> tuple[int, int]:
+        return start(1), trace.get_current_span().get_span_context().span_id
+
+    async def batch() -> int:
+        start(2)
+        start(3)
+        return trace.get_current_span().get_span_context().span_id
+
+    alone, after = await asyncio.create_task(single())
+    assert alone == after != 0
+    assert await asyncio.create_task(batch()) == 0  # no span is current in the batch's task
+    assert trace.get_current_span().get_span_context().span_id == 0  # the test's own task
+    for job_id in (1, 2, 3):
+        emit(
+            "job.complete",
+            {"duration_ms": 1.0},
+            {"job_id": job_id, "queue": "q", "worker": "w", "attempt": 1, "outcome": "completed"},
+        )
+    assert len(exporter.get_finished_spans()) == 3
