@@ -43,10 +43,6 @@ MAX_ERROR_CHARS = 8000  # traceback text kept per error entry
 # with the next; measured on 2 cores it did not beat 1 (smaller batches, more statements)
 # unless commits are slow (fsync-bound disk), so the default is 1.
 MAX_IN_FLIGHT = 1
-# A fetch claims at most a 1/FETCH_SHARES share of the limit: the jobs of one fetch run as
-# a batch (a trigger's), so with two shares one batch runs its actions while the other
-# commits, instead of the whole queue waiting for one commit.
-FETCH_SHARES = 2
 COALESCE_S = 0.002  # most a refill of a few slots waits for more slots to free up
 # An idle queue's poll while notifications are heard: every way a job becomes available
 # notifies its queue (inserts, staging, rescues, releases, moves, retries), so this poll
@@ -391,8 +387,7 @@ class Producer:
                 coalesced = False
                 self._poked = False
                 self._fetched_at = time.monotonic()
-                share = max(in_flight_max, FETCH_SHARES)
-                self._launch(state, min(free, -(-state.limit // share)))
+                self._launch(state, min(free, -(-state.limit // in_flight_max)))
                 continue
             # Nothing to do now: sleep until woken or a retry is due, at most one poll
             # interval (then look again: the notifier may have gone deaf meanwhile).

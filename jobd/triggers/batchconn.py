@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from jobd.errors import JobdError
+from jobd.sql.db import lend
 from jobd.sql.driver import Connection
 
 # The asyncpg Connection methods that talk to the server (awaitables): each enters the
@@ -52,6 +53,10 @@ class SharedConnection:
 class JobConnection:
     """One job's way to the batch's connection, inside a savepoint of its own."""
 
+    # Not the pool's connection itself: jobd.sql.db.lend (called for every python action)
+    # finds nothing to mark here; `enter` marks the connection once a job really uses it.
+    _con = None
+
     def __init__(self, shared: SharedConnection, job_id: int) -> None:
         self._shared = shared
         self._savepoint = f"jobd_job_{job_id}"
@@ -78,6 +83,7 @@ class JobConnection:
             return
         await self._shared.turn.acquire()
         try:
+            lend(self._shared.conn)  # user code had it: reset it when it goes back
             await self._shared.conn.execute(f"SAVEPOINT {self._savepoint}")
         except BaseException:
             self._shared.turn.release()
