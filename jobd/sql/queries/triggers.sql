@@ -64,8 +64,8 @@ SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off
 -- inserters). With a record_limit ($10 not NULL) rows holding a key are first left out by
 -- a probe (NOT EXISTS), so that the LIMIT counts only new jobs; without one the probe is
 -- skipped (`$10 IS NULL`: a custom plan drops it, a generic one keeps it but never runs
--- it): ON CONFLICT already looks each key up, and a second look-up per row costs about a
--- fifth of the scan (bench/scheduler.py, variant jobd-limit). No row comes back: only the
+-- it): ON CONFLICT already looks each key up, and a second look-up per row made the scan
+-- 8-20% slower (bench/scheduler.py, variant jobd-limit). No row comes back: only the
 -- counts and the last primary key of the page ({last} for the next page). Runs after
 -- trigger_scan_settings or trigger_scan_page_settings, in the same transaction.
 -- $1 worker name, $2 queue, $3 priority, $4 max_attempts, $5 uniq_hold (jsonb),
