@@ -72,7 +72,7 @@ async def test_a_connection_shortage_waits_and_loses_nothing(
 ) -> None:
     """A daemon connects as its own role; once it runs, the role may open no new
     connection (CONNECTION LIMIT 1), so its pool keeps the 2 connections it has while the
-    batches of eight triggers (16 jobs, 10 at once) want one each: the batches that cannot
+    batches of sixteen triggers (one job each, 10 at once) want one each: those that cannot
     get a connection fail with SQLSTATE 53300 (too many connections). A second daemon (the
     leader, not short of anything, running none of these jobs) watches the first one's
     heartbeats. For 15 s of shortage, no job is discarded, no attempt is used up by it
@@ -90,8 +90,9 @@ async def test_a_connection_shortage_waits_and_loses_nothing(
     try:
         # 4 s each, longer than three heartbeats: the pool's 2 connections stay busy with
         # jobs, the other jobs keep failing, and a heartbeat taken from the pool would wait.
-        # Eight triggers: each one's jobs are a batch of their own, with a connection each.
-        triggers, per_trigger = 8, 2
+        # Sixteen triggers of one row each, enqueued in one transaction: the first fetch
+        # claims 10 jobs of 10 triggers, 10 batches that want a connection each.
+        triggers, per_trigger = 16, 1
         items = triggers * per_trigger
         bystander = {"bystander": {"kind": "z", "queue": "other"}}  # the leader, not on `work`
         await cluster.start(config(cluster.url, bystander, queues="{other: 1}"))
@@ -99,9 +100,10 @@ async def test_a_connection_shortage_waits_and_loses_nothing(
         workers = {name: {"sleep_s": 4} for name in names}
         daemon = await cluster.start(config(url, workers, queues="{work: 10}"))
         await admin.execute(f"ALTER ROLE {role} CONNECTION LIMIT 1")
-        for i, name in enumerate(names):
-            first = i * per_trigger + 1
-            assert await cluster.enqueue(name, first, first + per_trigger - 1) == per_trigger
+        async with admin.transaction():
+            for i, name in enumerate(names):
+                first = i * per_trigger + 1
+                assert await cluster.enqueue(name, first, first + per_trigger - 1) == per_trigger
         await daemon.wait_event("job.database_error", timeout_s=20)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:  # deliberately: the shortage lasts 15 s
