@@ -17,6 +17,7 @@ import contextlib
 import math
 import time
 import traceback
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from jobd.engine.queues import QueueState, global_lock_key
 from jobd.engine.registry import Registered, WorkerRegistry
 from jobd.errors import JobdError
 from jobd.outcomes import Cancel, Discard, Snooze, failure_kind
-from jobd.sql import queries
+from jobd.sql import queries, with_demand
 from jobd.sql.db import backoff_s, is_conflict, is_outage, is_transient
 from jobd.sql.driver import Executor, Pool, Record
 from jobd.telemetry import EMPTY, emit
@@ -262,16 +263,7 @@ class Refill:
         """Complete the jobs `ids` (fenced) and claim the next ones; the ids completed."""
         p = self._producer
         demand = 0 if p._stopping or p.state.paused else self.demand
-        rows = await conn.fetch(
-            p._q["ack_and_fetch"],
-            p.name,
-            demand,
-            p.node_id,
-            ids,
-            attempts,
-            p.runnable_workers,
-            None,
-        )
+        rows = await p.claim(conn, demand, ids, attempts, None)
         p.fetches += 1
         self._pending = [job_from_row(row[1:], p.node_id) for row in rows if not row[0]]
         return {row[1] for row in rows if row[0]}
@@ -326,6 +318,7 @@ class Producer:
         self._unsure = False  # a fetch failed mid-flight: its claim may have committed
         self._error: BaseException | None = None
         self._q = queries(schema)
+        self._claim_sql: dict[int, str] = {}  # ack_and_claim by claim size
         self._wake = asyncio.Event()
         self._stopping = False
         self._releasing = False
@@ -483,16 +476,8 @@ class Producer:
         acker: one round trip and one commit per cycle on a busy queue."""
         batch = self.acker.take_completions()
         try:
-            rows = await db.fetch(
-                self._q["ack_and_fetch"],
-                state.name,
-                demand,
-                self.node_id,
-                [c[0] for c in batch],
-                [c[1] for c in batch],
-                self.runnable_workers,
-                state.global_limit,
-            )
+            ids, attempts = [c[0] for c in batch], [c[1] for c in batch]
+            rows = await self.claim(db, demand, ids, attempts, state.global_limit)
         except BaseException:
             self.acker.give_back(batch)
             raise
@@ -501,6 +486,24 @@ class Producer:
         if batch:
             self.acker.confirm(batch, {row[1] for row in rows if row[0]})
         return jobs
+
+    async def claim(
+        self,
+        db: Executor,
+        demand: int,
+        ids: list[int],
+        attempts: list[int],
+        global_limit: int | None,
+    ) -> Sequence[Record]:
+        """Complete the jobs `ids` and claim up to `demand` (see `ack_and_fetch`)."""
+        if global_limit is not None:
+            q, name, node = self._q["ack_and_fetch"], self.name, self.node_id
+            workers = self.runnable_workers
+            return await db.fetch(q, name, demand, node, ids, attempts, workers, global_limit)
+        sql = self._claim_sql.get(demand)
+        if sql is None:
+            sql = self._claim_sql[demand] = with_demand(self._q["ack_and_claim"], demand)
+        return await db.fetch(sql, self.name, self.node_id, ids, attempts, self.runnable_workers)
 
     def _start_all(self, jobs: list[Job]) -> None:
         """Start the claimed jobs: each batch (`by_batch`) as one task, the others one

@@ -58,6 +58,14 @@ def queries(schema: str = "jobd") -> Queries:
     return Queries({name: render(sql, schema) for name, sql in _raw_queries().items()})
 
 
+def with_demand(sql: str, demand: int) -> str:
+    """`sql` with `{demand}` replaced by `demand`, an int the engine computed (never a value
+    from outside): for a LIMIT whose plan Postgres should cache (see ack_and_claim)."""
+    if type(demand) is not int or demand < 0:
+        raise ValueError(f"a claim's size must be a non-negative int, not {demand!r}")
+    return sql.replace("{demand}", str(demand))
+
+
 def schema_sql(schema: str = "jobd") -> str:
     """The tables a fresh install creates (the baseline, see BASELINE)."""
     return render(_read("schema.sql"), schema)

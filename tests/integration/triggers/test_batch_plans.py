@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from jobd.actions.update import update_statement
-from jobd.sql import queries
+from jobd.sql import queries, with_demand
 from jobd.triggers.batchsql import batch_read_sql
 from tests.integration.triggers.conftest import Build
 from tests.integration.triggers.test_scheduler import config
@@ -93,6 +93,16 @@ async def test_batch_statements_use_their_indexes(build: Build, pool: Any) -> No
             "action_update_many": await plans(conn, update, pairs),
             "ack_completed": await plans(conn, q["ack_completed"], ids, [1] * 10, "this-node"),
             "ack_and_fetch": await plans(conn, q["ack_and_fetch"], *claim),
+            # The claim without a global limit: its generic plan is the one that runs.
+            "ack_and_claim": await plans(
+                conn,
+                with_demand(q["ack_and_claim"], 10),
+                "orders.process",
+                "this-node",
+                ids,
+                [1] * 10,
+                ["orders.process"],
+            ),
         }
     for name, per_mode in found.items():
         for nodes in per_mode:
