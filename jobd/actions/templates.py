@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +43,14 @@ class TemplateError(JobdError):
     exit_code = 2
 
 
+@lru_cache(maxsize=1024)
+def parsed(text: str) -> tuple[tuple[str | Placeholder, ...], tuple[str, ...]]:
+    """`parse(text)`, kept: templates come from the configuration (a bounded set) and
+    are rendered for every job (parsing was a third of an HTTP request's rendering)."""
+    parts, problems = parse(text)
+    return tuple(parts), tuple(problems)
+
+
 def lookup(values: Mapping[str, Any], placeholder: Placeholder) -> Any:
     """The value a placeholder names (None when absent)."""
     node: Any = values
@@ -59,6 +68,8 @@ def as_text(value: Any) -> str:
     """A value as text, spelled as in JSON (strings unquoted)."""
     if isinstance(value, str):
         return value
+    if type(value) is int:  # the common key: as JSON spells it, without the encoder
+        return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bool | int | float) or value is None:
@@ -72,7 +83,7 @@ def render_text(
     text: str, values: Mapping[str, Any], encode: Callable[[str], str] = lambda s: s
 ) -> str:
     """`text` with every placeholder replaced by `encode(value as text)`."""
-    parts, problems = parse(text)
+    parts, problems = parsed(text)
     if problems:
         raise TemplateError("; ".join(problems))
     out: list[str] = []
@@ -110,7 +121,7 @@ def render_header(template: str, values: Mapping[str, Any], name: str) -> str:
 def render_body(template: Any, values: Mapping[str, Any]) -> Any:
     """A body template with its strings rendered; a lone placeholder keeps its type."""
     if isinstance(template, str):
-        parts, problems = parse(template)
+        parts, problems = parsed(template)
         if not problems and len(parts) == 1 and isinstance(parts[0], Placeholder):
             return lookup(values, parts[0])
         return render_text(template, values)
