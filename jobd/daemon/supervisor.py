@@ -22,6 +22,7 @@ import structlog
 from jobd.actions.build import ActionServices
 from jobd.actions.http import HttpClient
 from jobd.admin.server import AdminDeps, AdminServer
+from jobd.console import install as install_console
 from jobd.config import load_config
 from jobd.daemon import sdnotify
 from jobd.engine import ops
@@ -221,6 +222,7 @@ class Daemon:
         capacity = ops.PoolCapacity(self.pool.get_max_size(), POOL_HEADROOM)
         self.admin_deps = AdminDeps(self.pool, spec.database.schema, capacity=capacity)
         self.admin = AdminServer(spec.admin.listen, spec.admin.token, self.admin_deps)
+        install_console(self.admin.app, self.admin.token)  # /console/ (docs/console.md)
         await self.admin.start()
 
     def _serve(self, generation: Generation) -> None:
