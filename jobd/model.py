@@ -213,6 +213,7 @@ class Action:
 
 
 State = Literal["active", "paused", "deleted"]
+EventKind = Literal["insert", "update", "delete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +255,11 @@ class Trigger:
     state: State
     worker_name: str
     scheduler_name: str
+    # Change-data events ("insert", "update", "delete"): database triggers enqueue in the
+    # writing transaction (jobd.triggers.events); () = none. `columns`: an update counts
+    # only when one of them changed (None: any update).
+    events: tuple[EventKind, ...] = ()
+    columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

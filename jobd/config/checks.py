@@ -137,6 +137,7 @@ def _check_trigger(
             found.reference((*path, key), "queue", getattr(trigger, key), queues, "queues")
     _check_tenancy(found, path, resource, trigger, written)
     _check_outside_transaction(found, path, resource, trigger, written)
+    _check_events(found, path, resource, trigger)
     check_persister(found, (*path, "actor_persister"), written.persister)
     _check_set_sources(found, path, resource, trigger)
     for key in ("action", "on_success", "on_error"):
@@ -173,6 +174,27 @@ def _check_outside_transaction(
         )
 
 
+def _check_events(found: Findings, path: KeyPath, resource: Resource, trigger: Trigger) -> None:
+    """`columns` needs an update event; a delete job's row is gone, so no `update` action
+    can run for it (as the action, on_success or on_error)."""
+    if trigger.columns is not None and "update" not in trigger.events:
+        found.add(
+            (*path, "columns"),
+            "columns choose which UPDATEs count: add update to events, or remove columns",
+        )
+    if "delete" not in trigger.events:
+        return
+    for key in ("action", "on_success", "on_error"):
+        name = getattr(trigger, key)
+        action = resource.actions.get(name or "")
+        if action is not None and action.update is not None:
+            found.add(
+                (*path, key),
+                f"action {name!r} is an update, and a delete event's row is gone: use a "
+                "python or http action, or a trigger without the delete event",
+            )
+
+
 def _check_tenancy(
     found: Findings, path: KeyPath, resource: Resource, trigger: Trigger, written: _Written
 ) -> None:
@@ -181,10 +203,12 @@ def _check_tenancy(
         found.add((*path, "list_tenants"), "list_tenants needs multitenancy on the resource")
     check_tenants(found, (*path, "list_tenants"), written.tenants)
     scans = trigger.scheduler_cron is not None and not trigger.use_tenant_from_record
-    if tenancy is not None and scans and trigger.list_tenants is None:
+    installs = bool(trigger.events) and tenancy is not None and tenancy.strategy == "schema"
+    if tenancy is not None and (scans or installs) and trigger.list_tenants is None:
+        what = "scan" if scans else "install its database triggers in"
         found.add(
             path,
-            "no tenants to scan: set list_tenants (on the trigger, the resource or the top "
+            f"no tenants to {what}: set list_tenants (on the trigger, the resource or the top "
             "level) or use_tenant_from_record",
             at_key=True,
         )

@@ -116,6 +116,8 @@ def build_trigger(resource: str, name: str, raw: Raw, scope: Inherited) -> Trigg
         state=opts["state"],
         worker_name=opts.get("worker_name") or f"{resource}.{name}",
         scheduler_name=opts.get("scheduler_name") or f"{resource}.{name}.scheduler",
+        events=tuple(opts.get("events") or ()),
+        columns=None if opts.get("columns") is None else tuple(opts["columns"]),
     )
 
 

@@ -264,6 +264,7 @@ def column_problems(resource: Resource, columns: Iterable[str]) -> list[Finding]
         path = (*base, "triggers", trigger.name)
         problems += _where((*path, "where"), trigger.where, known)
         problems += _sort((*path, "sort"), trigger.sort or (), known)
+        problems += _unknown((*path, "columns"), trigger.columns or (), known)
     for action in resource.actions.values():
         if action.update is None:
             continue
