@@ -36,6 +36,10 @@ class ActionContext:
     response: Any = None
     # The quoted, tenant-resolved table this job's row lives in (for update actions).
     table_sql: str | None = None
+    # The change that enqueued the job (a trigger's `events:`): "insert", "update" or
+    # "delete" (then `record` is the deleted row, as it was); None for jobs of the
+    # scheduler's scan and of programmatic runs.
+    event: str | None = None
 
 
 class Action(Protocol):

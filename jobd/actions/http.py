@@ -163,6 +163,8 @@ def envelope(ctx: ActionContext, action: str) -> dict[str, Any]:
     }
     if ctx.schedule is not None:
         body["schedule"] = ctx.schedule
+    if ctx.event is not None:  # a change-data event's job: insert, update or delete
+        body["event"] = ctx.event
     return body
 
 
@@ -178,6 +180,7 @@ def template_values(ctx: ActionContext, action: str) -> dict[str, Any]:
         "trigger": ctx.trigger,
         "schedule": ctx.schedule,
         "action": action,
+        "event": ctx.event or "",  # empty for a job of the scan or a programmatic run
         "job": job_values(ctx),
     }
 

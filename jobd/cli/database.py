@@ -16,7 +16,10 @@ def register(sub: Any) -> dict[str, Command]:
         action="store_true",
         help="list the migrations it would apply and what it would write; change nothing",
     )
-    help_text = "print a trigger's scheduler SQL and its worker's re-read SQL"
+    help_text = (
+        "print a trigger's scheduler SQL, its worker's re-read SQL, and the database "
+        "function and trigger of each of its events"
+    )
     p = add_config(sub.add_parser("explain", help=help_text))
     p.add_argument("resource")
     p.add_argument("trigger")
@@ -27,16 +30,23 @@ def register(sub: Any) -> dict[str, Command]:
 @command
 async def cmd_migrate(args: argparse.Namespace, db: Db) -> int:
     """Apply pending migrations (under an advisory lock), then write the configuration's
-    triggers and schedules to the SQL API's registry, as `jobd run` does: the SQL functions
-    accept them at once, and their jobs wait for a daemon."""
+    triggers and schedules to the SQL API's registry and install the database triggers of
+    its `events:`, as `jobd run` does: the SQL functions accept them at once, the events
+    enqueue at once, and their jobs wait for a daemon."""
     from jobd.sql.migrate import migrate
+    from jobd.triggers.eventsync import sync_events, with_events
     from jobd.triggers.sql_api import sync_registry
+    from jobd.triggers.tables import Tables
 
     if args.dry_run:
         return await _dry_run(db)
     async with db.pool.acquire() as conn:
         applied = await migrate(conn, db.schema)
         triggers, schedules = await sync_registry(conn, db.spec)
+        # Tables are resolved (and checked) only when some trigger has events to install.
+        wants_events = any(True for _ in with_events(db.spec))
+        tables = await Tables.check(conn, db.spec) if wants_events else Tables()
+        events = await sync_events(conn, db.spec, tables)
     if applied:
         print(f"schema {db.schema}: applied migrations {', '.join(map(str, applied))}")
     else:
@@ -46,6 +56,10 @@ async def cmd_migrate(args: argparse.Namespace, db: Db) -> int:
         for n, word in [(triggers, "trigger"), (schedules, "schedule")]
     )
     print(f"registry: {counts} (jobd.run_trigger and jobd.run_schedule accept them now)")
+    if events.changed:
+        print(f"database triggers: created {len(events.created)}, dropped {len(events.dropped)}")
+    elif wants_events:
+        print("database triggers: up to date")
     return 0
 
 
@@ -69,12 +83,16 @@ async def _dry_run(db: Db) -> int:
     triggers = sum(len(r.triggers) for r in db.spec.resources.values())
     schedules = sum(len(r.scheduled_actions) for r in db.spec.resources.values())
     print(f"registry: would write {triggers} triggers, {schedules} schedules (nothing changed)")
+    events = sum(len(t.events) for t in db.spec.triggers() if t.state != "deleted")
+    print(f"database triggers: would install or update {events} (events:), remove any other")
     return 0
 
 
 @command
 async def cmd_explain(args: argparse.Namespace, db: Db) -> int:
-    """Print the scheduler's SQL (first and later pages) and the worker's re-read SQL."""
+    """Print the scheduler's SQL (first and later pages), the worker's re-read SQL, and for
+    each event the function and trigger jobd installs."""
+    from jobd.triggers.events import event_function, event_trigger
     from jobd.triggers.sqlgen import reread_sql, scan_sql
     from jobd.triggers.tables import TableCheckError, require_tenant, resolve_table
 
@@ -95,4 +113,12 @@ async def cmd_explain(args: argparse.Namespace, db: Db) -> int:
         print(scan.next.rstrip() + ";\n")
     print(f"-- worker {trigger.worker_name}: re-read of the row ($1 = primary key object)")
     print(reread_sql(resource, trigger, table, table_sql, db.schema).rstrip() + ";")
+    for event in trigger.events:
+        function = event_function(resource, trigger, event, table, db.schema)
+        created = event_trigger(function, table_sql, db.schema)
+        print(f"\n-- {event} events: the function and the database trigger jobd installs")
+        print(function.sql.rstrip() + ";\n")
+        print(function.comment_sql + ";\n")
+        print(created.sql.rstrip() + ";\n")
+        print(created.comment_sql + ";")
     return 0

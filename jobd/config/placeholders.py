@@ -9,12 +9,14 @@ One grammar for the configuration's checks (`jobd check`) and the renderer
   deeper paths walk into JSON values (`{record.payload.customer}`);
 - `{job.id}`, `{job.attempt}`, `{job.max_attempts}`, `{job.queue}`, `{job.priority}`,
   `{job.inserted_at}`;
-- `{tenant}`, `{resource}`, `{trigger}`, `{schedule}`, `{action}`.
+- `{tenant}`, `{resource}`, `{trigger}`, `{schedule}`, `{action}`, `{event}` (the change
+  that enqueued a trigger's job: insert, update or delete; empty for the scan's jobs).
 `{{` and `}}` stand for literal braces; a lone brace is an error.
 
-A scheduled action runs for no row and no trigger: `{record.x}`, `{primary_key.x}` and
-`{trigger}` have no value there; a trigger's action has no `{schedule}`. `row_only` and
-`schedule_only` say which placeholders a template uses that its runs cannot fill.
+A scheduled action runs for no row and no trigger: `{record.x}`, `{primary_key.x}`,
+`{trigger}` and `{event}` have no value there; a trigger's action has no `{schedule}`.
+`row_only` and `schedule_only` say which placeholders a template uses that its runs
+cannot fill.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ from typing import Any
 
 PATH_ROOTS = frozenset({"record", "primary_key", "actor", "input"})
 JOB_FIELDS = ("id", "attempt", "max_attempts", "queue", "priority", "inserted_at")
-NAMES = frozenset({"tenant", "resource", "trigger", "schedule", "action"})
+NAMES = frozenset({"tenant", "resource", "trigger", "schedule", "action", "event"})
 HELP = (
     "{record.COLUMN}, {primary_key.COLUMN}, {actor.FIELD}, {input.KEY}, "
-    f"{{job.{'|'.join(JOB_FIELDS)}}}, {{tenant}}, {{resource}}, {{trigger}}, {{schedule}} "
-    "or {action}"
+    f"{{job.{'|'.join(JOB_FIELDS)}}}, {{tenant}}, {{resource}}, {{trigger}}, {{schedule}}, "
+    "{action} or {event}"
 )
-ROW_ROOTS = frozenset({"record", "primary_key", "trigger"})  # a trigger's runs only
+ROW_ROOTS = frozenset({"record", "primary_key", "trigger", "event"})  # a trigger's runs only
 SCHEDULE_ROOTS = frozenset({"schedule"})  # a scheduled action's runs only
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")

@@ -1,8 +1,11 @@
-"""The one place identifiers become SQL text.
+"""The one place identifiers (and the few constants DDL needs) become SQL text.
 
 Runtime values are always bind parameters; only identifiers (schema, table and column
 names from the configuration, tenant schema names) are spliced into SQL, and only through
-`quote_ident`, after `is_identifier` accepted them where they come from outside.
+`quote_ident`, after `is_identifier` accepted them where they come from outside. DDL takes
+no bind parameters: the constants of the functions jobd installs on users' tables (a
+trigger's job template, jobd.triggers.events) and their COMMENTs go through
+`quote_literal`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ def quote_ident(name: str) -> str:
     if not name or "\x00" in name:
         raise ValueError(f"invalid identifier: {name!r}")
     return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """A string constant, as Postgres's own quote_literal writes it: quotes doubled, and
+    with a backslash in it an E'' string with the backslashes doubled, so it reads the same
+    whatever standard_conforming_strings says."""
+    if "\x00" in text:
+        raise ValueError("a string constant cannot hold a NUL character")
+    quoted = "'" + text.replace("'", "''").replace("\\", "\\\\") + "'"
+    return "E" + quoted if "\\" in text else quoted
 
 
 def quote_qualified(*parts: str) -> str:

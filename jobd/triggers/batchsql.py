@@ -32,17 +32,27 @@ def batch_read_sql(
     *,
     lock_jobs: bool,
     lock_rows: bool,
+    deleted: bool = False,
 ) -> str:
     """The batch's fence and re-read: $1 job ids, $2 attempts, $3 node id. Columns: the
     worker_read's (and the key), `jobd_fenced` (the job id, for every fenced job) and
     `jobd_job_id` (NULL when the row no longer matches). Locks: the jobs' rows with
-    `lock_jobs`, the table's rows with `lock_rows` (both only inside a transaction)."""
+    `lock_jobs`, the table's rows with `lock_rows` (both only inside a transaction).
+    `deleted`: a batch of delete events' jobs, whose rows are the old images they carry
+    (`event_batch_read`: fenced alike, nothing re-read, nothing to lock)."""
     read = resource.read_named(trigger.worker_read)
     if read.columns is None:
         columns = "t.*"
     else:
         wanted = dict.fromkeys([*table.primary_key, *read.columns])
         columns = ", ".join(f"t.{quote_ident(c)}" for c in wanted)
+    if deleted:
+        parts = {
+            "table": table_sql,
+            "columns": columns,
+            "job_lock": "FOR UPDATE OF j" if lock_jobs else "",
+        }
+        return fill(queries(schema)["event_batch_read"], parts)
     pk_join = " AND ".join(f"t.{quote_ident(c)} = w.{quote_ident(c)}" for c in table.primary_key)
     parts = {
         "table": table_sql,

@@ -17,7 +17,9 @@ transaction that is rolled back. Each finding belongs to the key that causes it:
 - the placeholders of http actions against the columns their runs have: `{record.x}` in
   the worker_read's columns (every column for on_error), `{primary_key.x}` in the key;
 - every `python:` entrypoint imports (actions, actor persisters, tenant lists);
-- `list_tenants.sql` runs and an actor `lookup.sql` prepares (both read-only).
+- `list_tenants.sql` runs and an actor `lookup.sql` prepares (both read-only);
+- the database triggers of `events:`: a note for each one missing, outdated or disabled
+  (jobd.triggers.eventsync; `jobd run` and `jobd migrate -c` install them).
 
 A schema-tenancy resource is checked in its first tenant's schema, one with no tenant yet
 not at all. When jobd's own tables are not installed, the scheduler's statements (which
@@ -55,8 +57,9 @@ from jobd.model import (
 from jobd.sql import queries
 from jobd.sql.migrate import pending_versions
 from jobd.triggers.actors import python_persister
+from jobd.triggers.eventsync import event_notes
 from jobd.triggers.sqlgen import fill, reread_sql, row_sql, scan_sql
-from jobd.triggers.tables import Finding, ResolvedTable, check_resources, read_only
+from jobd.triggers.tables import Finding, ResolvedTable, Tables, check_resources, read_only
 from jobd.where import Expression, WhereError, check_columns, compile_expression, parse_expression
 
 NOT_MIGRATED = (
@@ -140,7 +143,10 @@ async def _check(conn: Any, spec: Spec) -> Report:
             await _tenants(probe, path, obj)
         else:
             _entrypoint(probe, (*path, "python"), obj.python, f" (action {path[-1]!r})")
-    return Report(list(probe.found.values()), [] if migrated else [NOT_MIGRATED])
+    notes = [] if migrated else [NOT_MIGRATED]
+    if migrated:  # the database triggers of `events:`: missing, outdated, disabled
+        notes += await event_notes(conn, spec, Tables(tables))
+    return Report(list(probe.found.values()), notes)
 
 
 class _Probe:

@@ -10,8 +10,9 @@ SQL API's registry.
 
 `create` checks the tables (`TableCheckError`, exit 2), builds every action (a bad
 entrypoint fails here), registers the workers, cancels the jobs of deleted triggers,
-moves waiting jobs whose trigger or schedule now names another queue, and writes the SQL
-API's registry. Workers registered (names are the configuration's stable
+moves waiting jobs whose trigger or schedule now names another queue, writes the SQL
+API's registry, and installs the database triggers of `events:`
+(jobd.triggers.eventsync). Workers registered (names are the configuration's stable
 `worker_name`/`scheduler_name`): a trigger's worker (its `timeout` enforced inside the
 worker so `on_error` can still run, the engine's own timeout a backstop
 `ON_ERROR_GRACE_S` later; its `backoff`), its scheduler, and each schedule's worker. Each
@@ -37,6 +38,7 @@ from jobd.sql import queries
 from jobd.sql.driver import Connection, Pool
 from jobd.triggers.api import Enqueuer
 from jobd.triggers.deps import Deps
+from jobd.triggers.eventsync import sync_events
 from jobd.triggers.jobs import worker_names, worker_queues
 from jobd.triggers.scheduler import move_jobs, scheduler_worker
 from jobd.triggers.schedules import schedule_worker
@@ -95,6 +97,8 @@ class TriggerRuntime:
         await move_jobs(conn, schema, worker_queues(spec))
         # What the SQL functions (and so the CLI, the API and jobd.Client) read.
         await sync_registry(conn, spec)
+        # The change-data triggers of `events:` (installed, updated, removed).
+        await sync_events(conn, spec, tables)
         return rt
 
     def register(self) -> None:

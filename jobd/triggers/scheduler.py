@@ -18,6 +18,9 @@ tenant's `"<tenant>"."<table>"`; `use_tenant_from_record`: one scan of all rows,
 taking its tenant from the row. A tenant whose scan fails is logged
 (`scheduler.tenant_failed`); the others still run, and the run then fails.
 
+With `events:` and schema tenancy, each run first installs the trigger's database triggers
+on the tables of tenants that do not have them yet (jobd.triggers.eventsync).
+
 Each tenant's scan is logged as `scheduler.run` (trigger, tenant, scanned, enqueued,
 pages, duration_ms).
 """
@@ -41,6 +44,7 @@ from jobd.sql import queries
 from jobd.sql.driver import Connection
 from jobd.telemetry import emit
 from jobd.triggers.deps import Deps
+from jobd.triggers.eventsync import install_tenants
 from jobd.triggers.jobs import TenantMode, key_prefix, tenant_mode, worker_job
 from jobd.triggers.sqlgen import ScanSql, scan_sql
 from jobd.triggers.tenants import list_tenants
@@ -167,6 +171,8 @@ async def run_scheduler(
             tenants = list(
                 await list_tenants(trigger.list_tenants, conn, identifiers=mode == "schema")
             )
+            if trigger.events and mode == "schema":  # a new tenant's table gets its triggers
+                await _install_tenants(deps, conn, resource, trigger, tenants)
         else:
             tenants = [None]
         for tenant in tenants:
@@ -210,6 +216,22 @@ async def run_scheduler(
     if failed:
         raise SchedulerError(f"scheduler {trigger.scheduler_name}: tenants failed: {failed}")
     return total
+
+
+async def _install_tenants(
+    deps: Deps, conn: Connection, resource: Resource, trigger: Trigger, tenants: list[str | None]
+) -> None:
+    """The trigger's database triggers on its tenants' tables; a failure is logged, never
+    the run's: the scan that follows is the safety net."""
+    names = [t for t in tenants if t is not None]
+    try:
+        await install_tenants(conn, deps.schema, deps.tables, resource, trigger, names)
+    except Exception as exc:
+        log.error(
+            "events.install_failed",
+            trigger=trigger.worker_name,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 def scheduler_worker(deps: Deps, resource: Resource, trigger: Trigger) -> Worker:

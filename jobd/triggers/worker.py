@@ -99,13 +99,16 @@ def trigger_batch(deps: Deps, resource: Resource, trigger: Trigger) -> BatchWork
 
     async def run(jobs: Sequence[Job], ctxs: Sequence[JobContext]) -> list[Exception | None]:
         results: list[Exception | None] = [None] * len(jobs)
-        by_tenant: dict[str | None, list[int]] = {}
+        # Delete events' jobs make batches of their own: their rows are gone (they carry
+        # the old row, jobd.triggers.events), so they are not re-read.
+        by_tenant: dict[tuple[str | None, bool], list[int]] = {}
         for i, job in enumerate(jobs):
-            by_tenant.setdefault(job.args.get("tenant"), []).append(i)
+            key = (job.args.get("tenant"), job.args.get("event") == "delete")
+            by_tenant.setdefault(key, []).append(i)
         refill = ctxs[0].refill  # one claim per producer batch: the first part's
-        for tenant, positions in by_tenant.items():
+        for (tenant, deleted), positions in by_tenant.items():
             part = [(jobs[i], ctxs[i]) for i in positions]
-            batch = _Batch(deps, resource, trigger, tenant, part, refill)
+            batch = _Batch(deps, resource, trigger, tenant, part, refill, deleted=deleted)
             refill = None
             for i, result in zip(positions, await batch.run(), strict=True):
                 results[i] = result
@@ -175,9 +178,12 @@ class _Batch:
         tenant: str | None,
         jobs: list[tuple[Job, JobContext]],
         refill: Refill | None,
+        *,
+        deleted: bool = False,
     ) -> None:
         self.deps, self.resource, self.trigger, self.tenant = deps, resource, trigger, tenant
         self.refill = refill
+        self.deleted = deleted  # delete events' jobs: each row is the old one it carries
         self.attempts = [
             _Attempt(job, ctx, attempt_logger(job, resource.name, trigger=trigger.name))
             for job, ctx in jobs
@@ -291,6 +297,7 @@ class _Batch:
             self.deps.schema,
             lock_jobs=lock_jobs,
             lock_rows=lock_rows,
+            deleted=self.deleted,
         )
         ids = [a.job.id for a in running]
         rows = await conn.fetch(sql, ids, [a.job.attempt for a in running], self.node_id)
@@ -509,6 +516,7 @@ def _action_context(
         input=job.args.get("input") or {},
         table_sql=table_sql,
         error=error,
+        event=job.args.get("event"),
     )
 
 
@@ -585,6 +593,8 @@ async def _run_on_error(
         sql = row_sql(table, table_sql, deps.schema, lock=trigger.lock_for_update)
         found = await conn.fetchrow(sql, job.args.get("pk") or {})
         row = None if found is None else dict(found.items())
+        if row is None and job.args.get("event") == "delete":
+            row = dict(job.args.get("old") or {})  # the deleted row, as its job carries it
         actor = await _actor(trigger, job, conn)
         actx = _action_context(
             job, resource, trigger, conn, logger, row, table, table_sql, actor, error

@@ -42,6 +42,7 @@ async def record(ctx: ActionContext) -> dict[str, Any]:
             "args": ctx.job.args,
             "schedule": ctx.schedule,
             "trigger": ctx.trigger,
+            "event": ctx.event,
         }
     )
     opts = ctx.input
