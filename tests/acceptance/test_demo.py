@@ -9,10 +9,12 @@ environment); its ports move to free ones through `JOBD_ADMIN_LISTEN` and
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,9 +44,16 @@ def demo_env(admin_port: int, sink_port: int) -> dict[str, str]:
     }
 
 
+def seconds_between(first: dict[str, Any], later: dict[str, Any]) -> float:
+    """Seconds between two log events' timestamps."""
+    stamps = [dt.datetime.fromisoformat(e["timestamp"]) for e in (first, later)]
+    return (stamps[1] - stamps[0]).total_seconds()
+
+
 def test_demo_flows_and_stops_on_ctrl_c(demo_dir: Path) -> None:
     """Within a minute: `daemon.ready`, then `job.complete` of `orders.process` (an HTTP
-    call to the demo's sink); the admin listener is ready; SIGINT exits 0 with
+    call to the demo's sink); a new order is sent to the sink within the second it was
+    added (its event trigger); the admin listener is ready; SIGINT exits 0 with
     `daemon.stopped` and no traceback."""
     admin_port = free_port()
     env = demo_env(admin_port, free_port())
@@ -53,6 +62,12 @@ def test_demo_flows_and_stops_on_ctrl_c(demo_dir: Path) -> None:
         assert demo.find("database.embedded")  # says it is for development only
         demo.wait_event("job.complete", timeout_s=30, worker="orders.process")
         assert demo.find("demo.sink")
+        # A new order's job comes from the database trigger (events: [insert, update]):
+        # the sink has its call within the same second, no scheduler run asked for.
+        added = demo.wait_event("demo.order_added", timeout_s=15)
+        path = f"/orders/{added['order_id']}/process"
+        called = demo.wait_event("demo.sink", timeout_s=5, path=path)
+        assert seconds_between(added, called) < 1.0
         assert http(admin_port, "/readyz") == (200, {"status": "ready"})
         assert demo.stop(signal.SIGINT, timeout_s=20) == 0
         assert demo.find("daemon.stopped")
