@@ -80,6 +80,9 @@ def chrome(*, javascript: bool = True) -> Iterator[Any]:
         )
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(30)
+    # A click that submits a form returns before the next page is there: finding an
+    # element waits for it (up to 5 s) instead of failing at once.
+    driver.implicitly_wait(5)
     try:
         yield driver
     finally:

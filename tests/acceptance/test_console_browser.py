@@ -118,7 +118,7 @@ def test_sign_in_then_the_overview_updates_live_as_jobs_complete(console: Consol
         shot(driver, "sign-in")
         driver.find_element(By.ID, "token").send_keys("not-the-token")
         driver.find_element(By.ID, "sign-in").click()
-        assert "not the admin token" in text_of(driver, "error")
+        h.wait_for(lambda: "not the admin token" in text_of(driver, "error"), what="refusal")
         assert not driver.get_cookies()
 
         driver.find_element(By.ID, "token").send_keys(TOKEN)
@@ -166,14 +166,14 @@ def test_filter_job_detail_with_its_error_and_retry_from_the_page(console: Conso
         Select(driver.find_element(By.ID, "f-state")).select_by_visible_text("discarded")
         driver.find_element(By.ID, "apply").click()
         h.wait_for(lambda: "state=discarded" in driver.current_url, what="the filter applied")
-        links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#jobs a.job-link")]
-        assert sorted(int(t) for t in links) == sorted(failed)
+        links = lambda: [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#jobs a.job-link")]  # noqa: E731
+        h.wait_for(lambda: sorted(int(t) for t in links()) == sorted(failed), what="2 jobs")
         assert "no approval on file" in text_of(driver, "jobs")
         shot(driver, "jobs")
 
         job_id = max(failed)
         driver.find_element(By.LINK_TEXT, str(job_id)).click()
-        assert text_of(driver, "job-state") == "discarded"
+        h.wait_for(lambda: text_of(driver, "job-state") == "discarded", what="the job page")
         page = driver.page_source
         assert "RuntimeError: payment 8 refused: no approval on file" in page
         assert "Traceback (most recent call last)" in page
@@ -216,7 +216,7 @@ def test_queue_pause_then_bulk_cancel_of_a_filtered_selection(console: Console) 
         driver.get(console.base + "/jobs?queue=work&state=available")
         assert len(driver.find_elements(By.CSS_SELECTOR, "#jobs a.job-link")) == 4
         driver.find_element(By.ID, "bulk-cancel").click()
-        assert "selects 4 job(s)" in text_of(driver, "count")
+        h.wait_for(lambda: "selects 4 job(s)" in text_of(driver, "count"), what="the count")
         shot(driver, "bulk-cancel")
         assert h.all_in(console.db, ids, "available")
         driver.find_element(By.ID, "confirm").click()
@@ -239,7 +239,7 @@ def test_row_view_triggers_and_explain(console: Console) -> None:
         driver.get(console.base + "/rows")
         driver.find_element(By.ID, "r-pk").send_keys("42")
         driver.find_element(By.ID, "look").click()
-        check = text_of(driver, "check-process")
+        check = h.wait_for(lambda: text_of(driver, "check-process"), what="the row's check")
         assert "does not match now" in check
         assert "status = 'new' is false" in check
         assert str(ids[0]) in text_of(driver, "row-jobs")
@@ -251,7 +251,7 @@ def test_row_view_triggers_and_explain(console: Console) -> None:
         assert "0 0 1 1 *" in text_of(driver, "schedule-orders-tally")
         shot(driver, "triggers")
         driver.find_element(By.LINK_TEXT, "process").click()
-        explain = text_of(driver, "explain")
+        explain = h.wait_for(lambda: text_of(driver, "explain"), what="the explain SQL")
         assert "-- worker orders.process: re-read of the row" in explain
         assert "INSERT INTO" in explain
         shot(driver, "trigger")
