@@ -130,6 +130,29 @@ async def test_delete_job_carries_the_old_row(build: Build, pool: Any) -> None:
     assert isinstance(call["record"]["inserted_at"], dt.datetime)  # typed as the column
 
 
+async def test_delete_jobs_outside_the_transaction(build: Build, pool: Any) -> None:
+    """With `action_in_transaction: false` a delete job's batch is fenced twice (before
+    and after the action) and still gets the old row, without a re-read."""
+    rt = await build(config("[delete]", "        action_in_transaction: false"), ORDERS)
+    await pool.execute("INSERT INTO orders (id, status) VALUES (3, 'new'); DELETE FROM orders")
+    await run_all(rt)
+    [job] = await jobs(pool)
+    assert (job["state"], job["args"]["event"]) == ("completed", "delete")
+    [call] = actions.CALLS
+    assert (call["event"], call["record"]["id"], call["record"]["status"]) == ("delete", 3, "new")
+
+
+async def test_writes_under_replica_role_are_left_to_the_scan(build: Build, pool: Any) -> None:
+    """Rows written with `session_replication_role = replica` (a logical replica, a bulk
+    load) fire no trigger; the scheduler's scan enqueues them."""
+    rt = await build(config(), ORDERS)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("INSERT INTO orders (id, status) VALUES (1, 'new')")
+    assert await jobs(pool) == []
+    assert (await scan(rt)).enqueued == 1
+
+
 async def test_bulk_insert_of_10k_rows_is_one_statement(build: Build, pool: Any) -> None:
     """A 10,000-row INSERT enqueues 10,000 jobs through ONE call of the function (the
     statement-level trigger: pg_stat_xact_user_functions counts one call in the writing
