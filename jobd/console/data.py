@@ -26,7 +26,7 @@ from jobd.sql.driver import Connection
 WINDOW_S = 3600.0  # ended jobs are counted over this window
 CHART_MINUTES = 60
 PAGE_SIZE = 50
-WINDOW_IDS = 200_000  # job ids a filtered page (or a row's jobs) reads at most
+WINDOW_IDS = 50_000  # job ids a filtered page (or a row's jobs) reads at most: ~30 ms
 INCOMPLETE = ("available", "scheduled", "executing", "retryable")
 STATES = tuple(JobState)
 

@@ -233,3 +233,30 @@ async def test_row_view_says_which_condition_fails(signed: Console) -> None:
         assert "matches its where now" in page
         _, page, _ = await get(http, c.url + "/console/rows?resource=orders&pk=77")
         assert "No such row now" in page
+
+
+async def test_filtered_pages_read_a_bounded_window_and_go_on_older(
+    signed: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filtered page reads at most WINDOW_IDS ids and says which; "older" goes on
+    from where it stopped until the row's job is found, and the row view does the same."""
+    from jobd.console import data
+
+    monkeypatch.setattr(data, "WINDOW_IDS", 2)
+    c = signed
+    first = await c.jobs(1)
+    await c.deps.pool.execute("INSERT INTO orders SELECT g, 'new' FROM generate_series(100, 104) g")
+    assert len(await c.jobs(*range(100, 105))) == 5  # five newer jobs of other rows
+    async with session() as http:
+        await sign_in(c, http)
+        path, seen = "/console/jobs?pk=id%3D1", []
+        while True:
+            _, page, _ = await get(http, c.url + path)
+            seen.append(re.search(r"Looked at jobs (\d+) to (\d+)", page).groups())
+            if f'href="/console/jobs/{first[0]}"' in page:
+                break
+            path = re.search(r'href="(/console/jobs\?[^"]+)" id="older"', page).group(1)
+            path = path.replace("&amp;", "&")
+        assert seen == [("5", "6"), ("3", "4"), ("1", "2")]
+        _, page, _ = await get(http, c.url + "/console/rows?resource=orders&pk=1")
+        assert "Looked at jobs 5 to 6" in page and "Look at older jobs" in page
