@@ -22,8 +22,8 @@ import structlog
 from jobd.actions.build import ActionServices
 from jobd.actions.http import HttpClient
 from jobd.admin.server import AdminDeps, AdminServer
-from jobd.console import install as install_console
 from jobd.config import load_config
+from jobd.console import install as install_console
 from jobd.daemon import sdnotify
 from jobd.engine import ops
 from jobd.engine.config import POOL_RESERVE, CronEntry, EngineConfig, QueueConfig
