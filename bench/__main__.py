@@ -3,6 +3,7 @@
     .venv/bin/python -m bench all              # every measurement, as recorded
     .venv/bin/python -m bench all --quick      # small N, 1 repeat: a smoke test
     .venv/bin/python -m bench engine|latency|scheduler|trigger_path|memory|scaling|idle [--quick]
+    .venv/bin/python -m bench console [--quick]      # the web console's pages, 1M jobs
     .venv/bin/python -m bench trigger_path --jobd-ref HEAD   # jobd/ as committed, not the tree
 
 Prints each measurement's table, writes bench/results/<name>-<stamp>.json (all measured
@@ -27,7 +28,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import engine, idle, latency, memory, scaling, scheduler, trigger_path
+from bench import console, engine, idle, latency, memory, scaling, scheduler, trigger_path
 from bench.harness import machine, results, runners, source
 from bench.harness.db import server_url, server_version
 from bench.runners.jobd_run import quiet_logs
@@ -56,6 +57,7 @@ STEPS: dict[str, Callable[[bool], Coroutine[Any, Any, dict[str, Any]]]] = {
     "memory": memory.collect,
     "scaling": scaling.collect,
     "idle": idle.collect,
+    "console": console.collect,
 }
 
 
