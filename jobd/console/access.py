@@ -132,8 +132,9 @@ def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser's cross-origin request (the CSRF token still decides)
-    parts = urlsplit(origin)
-    return parts.scheme == request.scheme and parts.netloc == request.host
+    # The host and port, not the scheme: behind a TLS proxy the page is https while the
+    # listener itself sees http, and the same host and port is the same server.
+    return urlsplit(origin).netloc == request.host
 
 
 async def check_post(request: web.Request, session: Session | None) -> None:

@@ -10,6 +10,7 @@ get), so reloading a page never repeats an action.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +35,7 @@ from jobd.triggers.api import Enqueuer
 routes = web.RouteTableDef()
 
 MAX_BULK = 1000  # jobs one bulk action changes
+FAILED_SIGN_IN_DELAY_S = 0.5
 BULK_STATES = {
     "retry": ("scheduled", "retryable", "completed", "discarded", "cancelled"),
     "cancel": data.INCOMPLETE,
@@ -54,6 +56,7 @@ async def form(request: web.Request) -> dict[str, Any]:
 async def login(request: web.Request) -> web.StreamResponse:
     sessions, fields = sessions_of(request), await form(request)
     if not sessions.token_matches(fields.get("token", "")):
+        await asyncio.sleep(FAILED_SIGN_IN_DELAY_S)  # guessing costs time
         return page(
             request,
             "login.html",
