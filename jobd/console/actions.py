@@ -161,40 +161,30 @@ async def queue_action(request: web.Request) -> web.StreamResponse:
     raise done(request, message, fields.get("back") or "/console/")
 
 
-@routes.post("/triggers/{resource}/{name}/{action:run|pause|resume}")
+@routes.post("/{kind:triggers|schedules}/{resource}/{name}/{action:run|pause|resume}")
 async def trigger_action(request: web.Request) -> web.StreamResponse:
-    """Run the trigger's scheduler now, or pause/resume the trigger's queue."""
+    """Run a trigger's scheduler or a scheduled action now, or pause/resume its queue."""
     d, spec, fields = deps(request), spec_of(request), await form(request)
     resource = resource_of(spec, request.match_info["resource"])
-    name, action = request.match_info["name"], request.match_info["action"]
-    if name not in resource.triggers:
-        raise ApiError(404, f"resource {resource.name!r} has no trigger {name!r}")
-    trigger = resource.triggers[name]
+    kind, name, action = (request.match_info[k] for k in ("kind", "name", "action"))
+    known = resource.triggers if kind == "triggers" else resource.scheduled_actions
+    found = known.get(name)
+    if found is None:
+        what = "trigger" if kind == "triggers" else "scheduled action"
+        raise ApiError(404, f"resource {resource.name!r} has no {what} {name!r}")
+    label = f"{resource.name}.{name}"
     if action == "run":
-        job_id = await Enqueuer(spec, d.pool, d.schema).schedule_trigger(resource.name, name)
-        message = (
-            f"scheduler of {resource.name}.{name}: job {job_id} enqueued"
-            if job_id is not None
-            else f"scheduler of {resource.name}.{name} already has a pending run"
-        )
+        jobs = Enqueuer(spec, d.pool, d.schema)
+        if kind == "triggers":
+            job_id = await jobs.schedule_trigger(resource.name, name)
+            message = f"{label}: scheduler job {job_id} enqueued"
+            if job_id is None:
+                message = f"{label}: its scheduler already has a pending run"
+        else:
+            message = f"{label}: job {await jobs.schedule(resource.name, name)} enqueued"
     else:
         fn = ops.pause_queue if action == "pause" else ops.resume_queue
-        await fn(d.pool, d.schema, trigger.queue, configured=data.configured_queues(spec))
+        await fn(d.pool, d.schema, found.queue, configured=data.configured_queues(spec))
         verb = "paused" if action == "pause" else "resumed"
-        message = f"{resource.name}.{name}: its queue {trigger.queue} {verb}"
+        message = f"{label}: its queue {found.queue} {verb}"
     raise done(request, message, fields.get("back") or "/console/triggers")
-
-
-@routes.post("/schedules/{resource}/{name}/run")
-async def schedule_action(request: web.Request) -> web.StreamResponse:
-    d, spec, fields = deps(request), spec_of(request), await form(request)
-    resource = resource_of(spec, request.match_info["resource"])
-    name = request.match_info["name"]
-    if name not in resource.scheduled_actions:
-        raise ApiError(404, f"resource {resource.name!r} has no scheduled action {name!r}")
-    job_id = await Enqueuer(spec, d.pool, d.schema).schedule(resource.name, name)
-    raise done(
-        request,
-        f"{resource.name}.{name}: job {job_id} enqueued",
-        fields.get("back") or "/console/triggers",
-    )

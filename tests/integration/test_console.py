@@ -260,3 +260,33 @@ async def test_filtered_pages_read_a_bounded_window_and_go_on_older(
         assert seen == [("5", "6"), ("3", "4"), ("1", "2")]
         _, page, _ = await get(http, c.url + "/console/rows?resource=orders&pk=1")
         assert "Looked at jobs 5 to 6" in page and "Look at older jobs" in page
+
+
+async def test_trigger_and_schedule_run_now_pause_and_resume(signed: Console) -> None:
+    """From the triggers page: Run now enqueues the trigger's scheduler job (once: a
+    second run finds it pending) and the scheduled action's job; Pause and Resume act on
+    the schedule's queue; an unknown schedule is a 404 page."""
+    c = signed
+    async with session() as http:
+        await sign_in(c, http)
+        csrf = csrf_of((await get(http, c.url + "/console/triggers"))[1])
+        form = {"csrf": csrf, "back": "/console/triggers"}
+        base = c.url + "/console"
+        assert (await post(http, base + "/triggers/orders/process/run", form))[0] == 303
+        assert (await post(http, base + "/triggers/orders/process/run", form))[0] == 303
+        assert (await post(http, base + "/schedules/orders/nightly/run", form))[0] == 303
+        _, page, _ = await get(http, base + "/triggers")
+        assert "scheduler job" in page and "already has a pending run" in page
+        workers = await c.deps.pool.fetch("SELECT worker FROM jobd.jobs ORDER BY id")
+        assert [r[0] for r in workers] == ["orders.process.scheduler", "orders.nightly"]
+
+        queue = c.deps.spec.resources["orders"].scheduled_actions["nightly"].queue
+        paused = "SELECT paused FROM jobd.queues WHERE name = $1"
+        assert (await post(http, base + "/schedules/orders/nightly/pause", form))[0] == 303
+        assert await c.deps.pool.fetchval(paused, queue) is True
+        _, page, _ = await get(http, base + "/triggers")
+        assert f"queue {queue} paused" in page
+        assert (await post(http, base + "/schedules/orders/nightly/resume", form))[0] == 303
+        assert await c.deps.pool.fetchval(paused, queue) is False
+        status, page, _ = await post(http, base + "/schedules/orders/weekly/run", form)
+        assert status == 404 and "no scheduled action" in page
