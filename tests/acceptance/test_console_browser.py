@@ -145,6 +145,8 @@ def test_sign_in_then_the_overview_updates_live_as_jobs_complete(console: Consol
         assert driver.execute_script("return window.__notReloaded") is True
         h.wait_for(lambda: "work" in text_of(driver, "queues"), what="the queues table")
         h.wait_for(lambda: "leader" in text_of(driver, "nodes"), what="the leader node")
+        console.charge(20, 21)  # two failures for the chart and the tiles
+        h.wait_for(lambda: text_of(driver, "total-discarded") == "2", what="2 discarded")
         shot(driver, "overview")
 
 

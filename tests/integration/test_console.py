@@ -290,3 +290,26 @@ async def test_trigger_and_schedule_run_now_pause_and_resume(signed: Console) ->
         assert await c.deps.pool.fetchval(paused, queue) is False
         status, page, _ = await post(http, base + "/schedules/orders/weekly/run", form)
         assert status == 404 and "no scheduled action" in page
+
+
+async def test_queue_scale_and_its_refusals(signed: Console) -> None:
+    """Scale sets the queue's limit in the database and an empty limit goes back to the
+    configured one; a limit that is not a positive integer is a 400 page, an unknown
+    queue a 404 page naming the closest one."""
+    c = signed
+    limit = "SELECT local_limit FROM jobd.queues WHERE name = 'default'"
+    async with session() as http:
+        await sign_in(c, http)
+        csrf = csrf_of((await get(http, c.url + "/console/"))[1])
+        url = c.url + "/console/queues/default/scale"
+        assert (await post(http, url, {"csrf": csrf, "limit": "3"}))[0] == 303
+        assert await c.deps.pool.fetchval(limit) == 3
+        _, page, _ = await get(http, c.url + "/console/")
+        assert "queue default: limit 3" in page
+        assert (await post(http, url, {"csrf": csrf, "limit": ""}))[0] == 303
+        assert await c.deps.pool.fetchval(limit) is None
+        status, page, _ = await post(http, url, {"csrf": csrf, "limit": "-1"})
+        assert status == 400 and "positive integer" in page
+        wrong = c.url + "/console/queues/defualt/pause"
+        status, page, _ = await post(http, wrong, {"csrf": csrf})
+        assert status == 404 and "default" in page
