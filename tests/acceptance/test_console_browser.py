@@ -267,6 +267,7 @@ def test_pages_read_without_javascript_and_show_no_secret(console: Console) -> N
     failed = console.charge(3)
     with chrome(javascript=False) as driver:
         console.sign_in(driver)
+        assert "JavaScript is off" in text_of(driver, "no-script")  # it really is off
         pages = ["/", "/jobs", f"/jobs/{failed[0]}", "/triggers", "/triggers/orders/process"]
         pages.append("/rows?resource=payments&pk=3")
         for path in pages:
