@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from jobd import __version__
-from jobd.cli import config, database, enqueue, health, jobs, run
+from jobd.cli import config, database, drain, enqueue, health, jobs, run
 from jobd.cli.common import Command, add_config, check_arguments
 from jobd.errors import ConfigError, JobdError, UsageError
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jobd {__version__}")
     add_config(parser, before_command=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for group in (config, run, database, enqueue, jobs, health):
+    for group in (config, run, database, enqueue, jobs, health, drain):
         COMMANDS.update(group.register(sub))
     completion = sub.add_parser(
         "completion", help="print a shell completion script (docs/cli.md says where it goes)"
