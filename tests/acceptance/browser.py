@@ -74,6 +74,7 @@ def chrome(*, javascript: bool = True) -> Iterator[Any]:
         "--disable-background-networking",
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # see page_errors
     if not javascript:
         options.add_experimental_option(
             "prefs", {"profile.managed_default_content_settings.javascript": 2}
@@ -87,6 +88,12 @@ def chrome(*, javascript: bool = True) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+def page_errors(driver: Any) -> list[str]:
+    """The browser console's errors since the last call (script errors, refused
+    resources, content-security-policy violations)."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def shot(driver: Any, name: str) -> Path:

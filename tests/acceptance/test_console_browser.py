@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance import daemon_harness as h
-from tests.acceptance.browser import chrome, shot
+from tests.acceptance.browser import chrome, page_errors, shot
 
 db, port = h.db, h.port  # fixtures (see test_daemon.py)
 pytestmark = pytest.mark.slow
@@ -109,7 +109,8 @@ def test_sign_in_then_the_overview_updates_live_as_jobs_complete(console: Consol
     """Unsigned, the console sends the browser to the sign-in page; a wrong token is
     refused; the admin token signs in with an HttpOnly, SameSite=Strict session cookie
     and no page holds the token; the overview then shows jobs completing without the
-    page being reloaded (a marker set in the page survives)."""
+    page being reloaded (a marker set in the page survives), and the browser reports no
+    script error or content-security-policy violation."""
     from selenium.webdriver.common.by import By
 
     with chrome() as driver:
@@ -120,6 +121,7 @@ def test_sign_in_then_the_overview_updates_live_as_jobs_complete(console: Consol
         driver.find_element(By.ID, "sign-in").click()
         h.wait_for(lambda: "not the admin token" in text_of(driver, "error"), what="refusal")
         assert not driver.get_cookies()
+        assert all("401" in e for e in page_errors(driver))  # the refusal's status only
 
         driver.find_element(By.ID, "token").send_keys(TOKEN)
         driver.find_element(By.ID, "sign-in").click()
@@ -148,6 +150,7 @@ def test_sign_in_then_the_overview_updates_live_as_jobs_complete(console: Consol
         console.charge(20, 21)  # two failures for the chart and the tiles
         h.wait_for(lambda: text_of(driver, "total-discarded") == "2", what="2 discarded")
         shot(driver, "overview")
+        assert page_errors(driver) == []  # no script error, no CSP violation
 
 
 def test_filter_job_detail_with_its_error_and_retry_from_the_page(console: Console) -> None:
