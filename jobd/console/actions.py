@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from jobd.admin.plumbing import ApiError
@@ -32,6 +33,7 @@ from jobd.errors import UsageError
 from jobd.sql.values import positive_id
 from jobd.triggers.api import Enqueuer
 
+log = structlog.get_logger("jobd.console")
 routes = web.RouteTableDef()
 
 MAX_BULK = 1000  # jobs one bulk action changes
@@ -43,7 +45,9 @@ BULK_STATES = {
 
 
 def done(request: web.Request, message: str, to: str) -> web.HTTPSeeOther:
-    """Back to `to` (a console path) with `message` shown there."""
+    """Back to `to` (a console path) with `message` shown there (and in the log: what
+    an operator did from the console is on record)."""
+    log.info("console.action", path=request.path, result=message, remote=request.remote)
     session_of(request).flash.append(message)
     return web.HTTPSeeOther(next_path(to))
 
@@ -56,6 +60,7 @@ async def form(request: web.Request) -> dict[str, Any]:
 async def login(request: web.Request) -> web.StreamResponse:
     sessions, fields = sessions_of(request), await form(request)
     if not sessions.token_matches(fields.get("token", "")):
+        log.warning("console.sign_in_refused", remote=request.remote)
         await asyncio.sleep(FAILED_SIGN_IN_DELAY_S)  # guessing costs time
         return page(
             request,
@@ -67,6 +72,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             failed=True,
         )
     session = sessions.new()
+    log.info("console.signed_in", remote=request.remote)
     response = web.HTTPSeeOther(next_path(fields.get("next")))
     set_cookie(request, response, session)
     raise response

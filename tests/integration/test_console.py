@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from jobd.admin.metrics import Metrics
 from jobd.admin.server import AdminDeps, AdminServer
@@ -197,7 +198,8 @@ async def test_token_sign_in_session_and_post_checks(signed: Console) -> None:
 
 async def test_bulk_cancel_counts_first_then_cancels(signed: Console) -> None:
     """A bulk action shows how many jobs the filter selects and changes nothing until
-    confirmed; the confirmation cancels exactly those; a bulk action needs a filter."""
+    confirmed; the confirmation cancels exactly those (and logs `console.action`); a
+    bulk action needs a filter."""
     c = signed
     ids = await c.jobs(1, 2)
     async with session() as http:
@@ -210,8 +212,11 @@ async def test_bulk_cancel_counts_first_then_cancels(signed: Console) -> None:
         status, page, _ = await post(http, url, form)
         assert status == 200 and "<strong>2</strong>" in page
         assert await c.states(ids) == ["available", "available"]
-        status, _, headers = await post(http, url, {**form, "confirm": "yes"})
+        with capture_logs() as logs:
+            status, _, headers = await post(http, url, {**form, "confirm": "yes"})
         assert status == 303 and headers["Location"].startswith("/console/jobs?worker=")
+        (action,) = [e for e in logs if e["event"] == "console.action"]
+        assert action["result"] == "2 job(s) cancelled" and action["path"] == "/console/jobs/bulk"
         assert await c.states(ids) == ["cancelled", "cancelled"]
         status, page, _ = await get(http, c.url + headers["Location"])
         assert "2 job(s) cancelled" in page
