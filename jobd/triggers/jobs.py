@@ -71,6 +71,23 @@ def worker_job(trigger: Trigger, stored_actor: Mapping[str, Any] | None = None) 
     )
 
 
+# A change-data event's expansion job (jobd.triggers.expand): its worker is the trigger's
+# worker name with this suffix, in the trigger's scheduler queue. A lost expansion would
+# lose the rows' jobs, so it is retried long (a database error), with Oban's backoff.
+EXPAND_SUFFIX = "#events"
+EXPAND_MAX_ATTEMPTS = 20
+
+
+# A delete event's job has a key of its own: `<worker>:<tenant>:delete:[pk]` (the row's key
+# with this after the prefix), so a row deleted while its insert job waits gets both.
+DELETE_KEY = "delete:"
+
+
+def expand_name(trigger: Trigger) -> str:
+    """The worker name of the trigger's expansion jobs (`<worker_name>#events`)."""
+    return trigger.worker_name + EXPAND_SUFFIX
+
+
 def key_prefix(trigger: Trigger, tenant: str | None, mode: TenantMode) -> str:
     """`<worker_name>:<tenant>:`: the tenant only with the schema strategy (where the same
     key names a row of another table); a row of one table has one key whoever asks."""
@@ -188,6 +205,7 @@ def worker_names(spec: Spec, state: State) -> list[str]:
         for t in resource.triggers.values():
             if t.state == state:
                 names += [t.worker_name, t.scheduler_name]
+                names += [expand_name(t)] if t.events else []
         names += [s.worker_name for s in resource.scheduled_actions.values() if s.state == state]
     return names
 
@@ -201,6 +219,8 @@ def worker_queues(spec: Spec) -> dict[str, str]:
             if t.state != "deleted":
                 queues[t.worker_name] = t.queue
                 queues[t.scheduler_name] = t.scheduler_queue
+                if t.events:
+                    queues[expand_name(t)] = t.scheduler_queue
         for s in resource.scheduled_actions.values():
             if s.state != "deleted":
                 queues[s.worker_name] = s.queue

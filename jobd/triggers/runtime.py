@@ -39,7 +39,8 @@ from jobd.sql.driver import Connection, Pool
 from jobd.triggers.api import Enqueuer
 from jobd.triggers.deps import Deps
 from jobd.triggers.eventsync import sync_events
-from jobd.triggers.jobs import worker_names, worker_queues
+from jobd.triggers.expand import expand_worker
+from jobd.triggers.jobs import expand_name, worker_names, worker_queues
 from jobd.triggers.scheduler import move_jobs, scheduler_worker
 from jobd.triggers.schedules import schedule_worker
 from jobd.triggers.sql_api import sync_registry
@@ -118,6 +119,8 @@ class TriggerRuntime:
                     batch=trigger_batch(deps, resource, t),
                 )
                 self.registry.register(t.scheduler_name, scheduler_worker(deps, resource, t))
+                if t.events:  # a big statement's rows, as one job (jobd.triggers.expand)
+                    self.registry.register(expand_name(t), expand_worker(deps, resource, t))
             for s in resource.scheduled_actions.values():
                 if s.state != "deleted":
                     self.registry.register(

@@ -25,11 +25,34 @@
 -- tenancy); {job_tenant}; {event}; {old}: `, 'old', p.old` for delete, else empty.
 -- The notification is sent once per statement that inserted a job (and Postgres folds
 -- equal notifications of one transaction into one).
+-- A statement of more than {expand_min} matching rows enqueues instead ONE expansion job
+-- ({expand_worker} in {expand_queue}) that carries the rows' keys as arrays (one per key
+-- column as the text of an array, {aggregates}: array_agg and array_out are the cheapest
+-- way to collect and keep them, and exact for any type; they are collected in the same
+-- pass that counts the rows, whatever the count), and the daemon
+-- turns it into the rows' jobs with event_expand, ON CONFLICT as here: a bulk write then
+-- costs the application one job row, not one per row (bench/events.py, write cost).
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {tag}
 DECLARE
+  jobd_rows bigint;
+  jobd_keys jsonb;
   jobd_notified bigint;
 BEGIN
+  SELECT count(*), jsonb_build_object('event', {event}, 'tenant', {expand_tenant}, {aggregates})
+    INTO jobd_rows, jobd_keys
+    FROM {source} AS t
+   WHERE {filter};
+  IF jobd_rows = 0 THEN
+    RETURN NULL;
+  END IF;
+  IF jobd_rows > {expand_min} THEN
+    INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts)
+    VALUES ({expand_queue}, {expand_worker}, jobd_keys || jsonb_build_object('rows', jobd_rows),
+            {priority}, {expand_attempts});
+    PERFORM pg_notify({channel}, {expand_queue});
+    RETURN NULL;
+  END IF;
   WITH changed AS MATERIALIZED (
     SELECT {row_columns}
       FROM {source} AS t
@@ -131,3 +154,33 @@ DROP TRIGGER IF EXISTS {trigger} ON {table}
 -- name: event_drop_function
 -- Remove an event function no trigger of the configuration needs (after its triggers).
 DROP FUNCTION IF EXISTS {function}()
+
+-- name: event_expand
+-- Turn an expansion job (event_function, a statement of many rows) into the rows' jobs:
+-- the scan's INSERT (trigger_scan_enqueue) over the keys the job carries instead of a
+-- table, ON CONFLICT as there. Run by jobd.triggers.expand in the transaction that
+-- completes the expansion job, so the jobs and its end commit together.
+-- {arrays}: each array the job carries ($1), unnested (the keys' array literals cast to
+-- their column types, the tenants to text[], the old rows with jsonb_array_elements) and
+-- zipped by ROWS FROM into the columns {names}: k0.. (the key columns; and tn, the
+-- tenant; old, the old row image); {pk_object}, {key_values}, {job_tenant}, {old} as in
+-- event_function. $1 the expansion job's args (jsonb), $2 queue, $3 worker name,
+-- $4 args common to every job (jsonb), $5 priority, $6 max_attempts, $7 uniq_hold
+-- (jsonb), $8 unique key prefix, $9 notify channel, $10 the tenant (schema tenancy);
+-- $11.. the primary key's column names. Returns how many jobs it inserted.
+WITH src AS (
+  SELECT e.* FROM ROWS FROM ({arrays}) WITH ORDINALITY AS e({names}, n)
+), ins AS (
+  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
+  SELECT $2::text, $3::text,
+         $4::jsonb || jsonb_build_object('pk', jsonb_build_object({pk_object}),
+                                         'tenant', {job_tenant}, 'event', $1::jsonb -> 'event'{old}),
+         $5::int, $6::int, $8::text || jsonb_build_array({key_values})::text, $7::jsonb
+    FROM src AS p
+   ORDER BY p.n
+  ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
+  RETURNING 1
+)
+SELECT count(*) AS enqueued,
+       (SELECT count(pg_notify($9::text, $2::text)) FROM (SELECT 1 FROM ins LIMIT 1) AS x) AS n
+  FROM ins

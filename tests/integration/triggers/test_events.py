@@ -9,7 +9,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from jobd.engine.drain import drain
+from jobd.engine.registry import WorkerRegistry
 from jobd.triggers.eventsync import event_notes, installed, sync_events
+from jobd.triggers.expand import expand_worker
+from jobd.triggers.jobs import expand_name
 from jobd.triggers.runtime import TriggerRuntime
 from tests.integration.triggers import actions
 from tests.integration.triggers.conftest import Build, jobs, run_all
@@ -153,11 +157,22 @@ async def test_writes_under_replica_role_are_left_to_the_scan(build: Build, pool
     assert (await scan(rt)).enqueued == 1
 
 
+async def expand_only(rt: TriggerRuntime) -> None:
+    """Run the trigger's expansion jobs, and nothing else."""
+    resource = rt.spec.resources["orders"]
+    trigger = resource.triggers["process"]
+    registry = WorkerRegistry()
+    registry.register(expand_name(trigger), expand_worker(rt.deps, resource, trigger))
+    await drain(rt.pool, registry, timeout_s=60)
+
+
 async def test_bulk_insert_of_10k_rows_is_one_statement(build: Build, pool: Any) -> None:
-    """A 10,000-row INSERT enqueues 10,000 jobs through ONE call of the function (the
-    statement-level trigger: pg_stat_xact_user_functions counts one call in the writing
-    transaction)."""
-    await build(config(), ORDERS)
+    """A 10,000-row INSERT calls the function ONCE (statement-level: one call counted by
+    pg_stat_xact_user_functions in the writing transaction), which, the statement being
+    bigger than EXPAND_MIN_ROWS, enqueues ONE expansion job carrying the keys; the daemon
+    turns it into 10,000 jobs shaped and keyed as a small statement's, and ON CONFLICT
+    leaves a row that got a job meanwhile (here: jobd.run_trigger) with that one."""
+    rt = await build(config(), ORDERS)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL track_functions = 'pl'")
         await conn.execute(
@@ -167,7 +182,78 @@ async def test_bulk_insert_of_10k_rows_is_one_statement(build: Build, pool: Any)
             "SELECT sum(calls) FROM pg_stat_xact_user_functions WHERE funcname LIKE 'jobd\\_%'"
         )
     assert calls == 1
-    assert await pool.fetchval("SELECT count(DISTINCT uniq_key) FROM jobd.jobs") == 10_000
+    [expansion] = await jobs(pool)
+    assert expansion["worker"] == "orders.process#events"
+    assert expansion["args"]["rows"] == 10_000
+    assert expansion["args"]["k0"] == "{" + ",".join(map(str, range(1, 10_001))) + "}"
+    await pool.execute("SELECT jobd.run_trigger('orders', 'process', '{\"id\": 5}')")
+    await expand_only(rt)
+    rows = await jobs(pool, "orders.process")
+    assert len(rows) == 10_000 == len({r["uniq_key"] for r in rows})
+    by_id = {r["args"]["pk"]["id"]: r for r in rows}
+    assert "event" not in by_id[5]["args"]
+    assert by_id[7]["uniq_key"] == "orders.process::[7]"
+    assert by_id[7]["args"] == {
+        "pk": {"id": 7},
+        "tenant": None,
+        "actor": None,
+        "input": {},
+        "extra": {},
+        "event": "insert",
+    }
+    assert [j["state"] for j in await jobs(pool, "orders.process#events")] == ["completed"]
+
+
+async def test_a_big_delete_and_tenants_expand_like_small_statements(
+    build: Build, pool: Any
+) -> None:
+    """Past EXPAND_MIN_ROWS too, a delete's jobs carry the old rows, and with attribute
+    tenancy each job's tenant is its row's; the actions get them as for a small one."""
+    rt = await build(
+        config(resource_extra="    multitenancy: {strategy: attribute, attribute: org}")
+        + "list_tenants: [acme]\n",
+        ORDERS + "INSERT INTO orders (id, status, org, note) SELECT g, 'old', CASE WHEN g % 2 = 0"
+        " THEN 'acme' ELSE 'globex' END, 'n' || g FROM generate_series(1, 1500) g;",
+    )
+    await pool.execute("UPDATE orders SET status = 'new'")  # 1,500 update events
+    await pool.execute("DELETE FROM orders")
+    assert len(await jobs(pool, "orders.process#events")) == 2
+    await expand_only(rt)
+    rows = await jobs(pool, "orders.process")
+    deletes = [r for r in rows if r["args"]["event"] == "delete"]
+    assert len(rows) == 3000 and len(deletes) == 1500
+    one = next(r for r in deletes if r["args"]["pk"]["id"] == 42)
+    assert one["uniq_key"] == "orders.process::delete:[42]"
+    assert (one["args"]["tenant"], one["args"]["old"]["note"]) == ("acme", "n42")
+    await run_all(rt)
+    calls = [c for c in actions.CALLS if c["event"] == "delete"]
+    assert len(calls) == 1500
+    assert all(c["tenant"] == c["record"]["org"] for c in calls)
+
+
+async def test_expanded_keys_of_any_type_are_the_scans(build: Build, pool: Any) -> None:
+    """A composite key of text and timestamptz, past EXPAND_MIN_ROWS: the expanded jobs'
+    keys are exactly those the scan computes (a scan afterwards enqueues nothing) and
+    those of a small statement's job (a quote, a comma, a brace in the text included)."""
+    body = config("[insert]", "").replace("table: orders", "table: items")
+    rt = await build(
+        body,
+        "CREATE TABLE items (code text, at timestamptz, status text, PRIMARY KEY (code, at));",
+    )
+    await pool.execute(
+        "INSERT INTO items SELECT 'c' || g || CASE WHEN g % 7 = 0 THEN ' \"x,{y}' ELSE '' END,"
+        " '2026-01-01 12:00:00.123456+00'::timestamptz + g * interval '1 ms', 'new'"
+        " FROM generate_series(1, 1001) g"
+    )
+    await pool.execute("INSERT INTO items VALUES ('single \"x,{y}', now(), 'new')")
+    await expand_only(rt)
+    rows = await jobs(pool, "orders.process")
+    assert len(rows) == 1002 == len({r["uniq_key"] for r in rows})
+    assert (await scan(rt)).enqueued == 0
+    seven = next(r for r in rows if r["args"]["pk"]["code"] == 'c7 "x,{y}')
+    assert (
+        seven["uniq_key"] == 'orders.process::["c7 \\"x,{y}", "2026-01-01T12:00:00.130456+00:00"]'
+    )
 
 
 async def test_a_rollback_enqueues_nothing(build: Build, pool: Any) -> None:
