@@ -1,14 +1,16 @@
 """Change-data triggers: the database objects of a trigger's `events:` (SPEC 5).
 
     fn = event_function(resource, trigger, "insert", table, "jobd")
-    tg = event_trigger(fn, '"public"."orders"')
+    tg = event_trigger(fn, '"public"."orders"', "jobd")
     fn.sql, fn.comment_sql, tg.sql, tg.comment_sql      # what jobd.triggers.eventsync runs
 
 For each event of a trigger, one function in jobd's schema and one statement-level AFTER
 trigger on the resource's table (on each tenant's table with schema tenancy), both named
 `object_name(...)`: `jobd_<worker>_<event>_<hash>`. The function enqueues the rows of the
 statement that fired it, from its transition table, with ONE `INSERT ... SELECT` in the
-writing transaction: a rollback enqueues nothing, a 100k-row INSERT is one statement.
+writing transaction: a rollback enqueues nothing, a 100k-row INSERT is one call. Past
+`EXPAND_MIN_ROWS` matching rows it enqueues one expansion job with their keys instead,
+which the daemon turns into the same jobs (jobd.triggers.expand).
 
 The jobs are the scan's (jobd.triggers.jobs: worker, queue, priority, attempts, hold,
 args), with `event` added to args; the `where` (and the scan read's `where`) is applied to
