@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import console, engine, idle, latency, memory, scaling, scheduler, trigger_path
+from bench import console, engine, events, idle, latency, memory, scaling, scheduler, trigger_path
 from bench.harness import machine, results, runners, source
 from bench.harness.db import server_url, server_version
 from bench.runners.jobd_run import quiet_logs
@@ -58,6 +58,7 @@ STEPS: dict[str, Callable[[bool], Coroutine[Any, Any, dict[str, Any]]]] = {
     "scaling": scaling.collect,
     "idle": idle.collect,
     "console": console.collect,
+    "events": events.collect,
 }
 
 
