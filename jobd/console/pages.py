@@ -225,7 +225,9 @@ async def rows(request: web.Request) -> web.Response:
                 record=record,
                 checks=checks,
                 pk=pk,
-                jobs=await row_jobs(conn, d.schema, resource, pk, tenant, (low, high)),
+                jobs=await row_jobs(
+                    conn, d.schema, resource, pk, tenant, (low, high), list(table.primary_key)
+                ),
                 window=(low, high),
                 window_ids=data.WINDOW_IDS,
                 older=None if low <= 1 else urlencode({**request.query, "before": low}),

@@ -19,6 +19,7 @@ from jobd.model import Resource, Trigger
 from jobd.sql import queries
 from jobd.sql.driver import Connection
 from jobd.sql.ident import quote_ident
+from jobd.triggers.jobs import key_prefix, tenant_mode
 from jobd.triggers.sqlgen import fill, reread_sql, scan_sql
 from jobd.triggers.tables import ResolvedTable, TableCheckError, require_tenant, resolve_table
 from jobd.where import compile_expression, parse_expression
@@ -98,12 +99,17 @@ async def row_jobs(
     pk: dict[str, Any],
     tenant: str | None,
     window: tuple[int, int],
+    key: list[str],
 ) -> list[dict[str, Any]]:
-    """The row's jobs among the ids `window` (lowest, highest), newest first: no index
-    holds jobs by row, so the console reads a bounded window of them at a time."""
-    workers = [t.worker_name for t in resource.triggers.values()]
+    """The row's jobs among the ids `window` (lowest, highest), newest first (no index
+    holds jobs by row, so the console reads a bounded window of them at a time), and
+    the jobs that hold the row's unique key now, wherever they are (by its index)."""
+    triggers = list(resource.triggers.values())
+    workers = [t.worker_name for t in triggers]
+    prefixes = [key_prefix(t, tenant, tenant_mode(resource, t)) for t in triggers]
     q = queries(schema)["console_row_jobs"]
-    rows = await conn.fetch(q, workers, pk, tenant, MAX_ROW_JOBS, window[0], window[1] + 1)
+    low, high = window[0], window[1] + 1
+    rows = await conn.fetch(q, workers, pk, tenant, MAX_ROW_JOBS, low, high, prefixes, key)
     return [dict(row.items()) for row in rows]
 
 

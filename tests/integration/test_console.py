@@ -244,7 +244,8 @@ async def test_filtered_pages_read_a_bounded_window_and_go_on_older(
     signed: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A filtered page reads at most WINDOW_IDS ids and says which; "older" goes on
-    from where it stopped until the row's job is found, and the row view does the same."""
+    from where it stopped until the row's job is found; the row view reads the same
+    window and finds the job holding the row's unique key outside it too."""
     from jobd.console import data
 
     monkeypatch.setattr(data, "WINDOW_IDS", 2)
@@ -265,6 +266,8 @@ async def test_filtered_pages_read_a_bounded_window_and_go_on_older(
         assert seen == [("5", "6"), ("3", "4"), ("1", "2")]
         _, page, _ = await get(http, c.url + "/console/rows?resource=orders&pk=1")
         assert "Looked at jobs 5 to 6" in page and "Look at older jobs" in page
+        # ... but the job that holds the row's key is found by its index, wherever it is
+        assert f'href="/console/jobs/{first[0]}"' in page and "holds the row's key" in page
 
 
 async def test_trigger_and_schedule_run_now_pause_and_resume(signed: Console) -> None:

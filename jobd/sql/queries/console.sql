@@ -73,16 +73,30 @@ SELECT id, state::text AS state,
  LIMIT $8
 
 -- name: console_row_jobs
--- A row's jobs, newest first: the jobs of the workers $1 (text[]) whose args.pk is $2
--- (jsonb object), of tenant $3 (NULL: any), at most $4, with ids in [$5, $6).
+-- A row's jobs, newest first, at most $4: the jobs of the workers $1 (text[]) whose
+-- args.pk is $2 (jsonb object), of tenant $3 (NULL: any), with ids in [$5, $6); and,
+-- wherever they are, the jobs that hold the row's unique key now (incomplete, or held
+-- after they ended: jobs_uniq_key), whose keys are the prefixes $7 (text[], one per
+-- trigger: jobd.triggers.jobs.key_prefix) and the JSON array of the key's values in the
+-- columns' order $8 (text[]), as the scheduler and the SQL functions write them.
+WITH found AS (
+  SELECT j.* FROM {schema}.jobs AS j
+   WHERE j.worker = ANY($1::text[]) AND j.args -> 'pk' = $2::jsonb
+     AND ($3::text IS NULL OR j.args ->> 'tenant' = $3)
+     AND j.id >= $5 AND j.id < $6
+  UNION
+  SELECT j.* FROM {schema}.jobs AS j
+   WHERE j.uniq_key = ANY (
+           SELECT prefix || (SELECT jsonb_agg($2::jsonb -> c ORDER BY n)
+                               FROM unnest($8::text[]) WITH ORDINALITY AS k(c, n))::text
+             FROM unnest($7::text[]) AS prefix)
+)
 SELECT id, state::text AS state, worker, queue, attempt, max_attempts,
        inserted_at, coalesce(completed_at, cancelled_at, discarded_at) AS ended_at,
+       uniq_key IS NOT NULL AS holds_key,
        left(regexp_replace(rtrim(errors[cardinality(errors)] ->> 'error', E'\n '), '^.*\n', ''), 200)
          AS last_error
-  FROM {schema}.jobs
- WHERE worker = ANY($1::text[]) AND args -> 'pk' = $2::jsonb
-   AND ($3::text IS NULL OR args ->> 'tenant' = $3)
-   AND id >= $5 AND id < $6
+  FROM found
  ORDER BY id DESC
  LIMIT $4
 
