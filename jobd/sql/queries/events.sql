@@ -139,8 +139,11 @@ SELECT f.id AS jobd_fenced, f.id AS jobd_job_id, {columns}
 
 -- name: event_comment_function
 -- The function's COMMENT: who it serves and the hash of its definition ({comment}, a
--- quoted constant ending in `definition <hash>`).
-COMMENT ON FUNCTION {function}() IS {comment}
+-- quoted constant ending in `definition <hash>`); and no EXECUTE for PUBLIC: nobody
+-- needs it (Postgres checks it when a trigger is created, not when it fires), and a
+-- SECURITY DEFINER function should not offer it.
+COMMENT ON FUNCTION {function}() IS {comment};
+REVOKE ALL ON FUNCTION {function}() FROM PUBLIC
 
 -- name: event_comment_trigger
 -- The trigger's COMMENT, as event_comment_function's.

@@ -348,8 +348,14 @@ async def test_the_applications_role_needs_no_rights_on_jobds_schema(
     build: Build, pool: Any
 ) -> None:
     """The function is SECURITY DEFINER: a role with rights on the table only, none on
-    jobd's schema, writes rows and their jobs are enqueued."""
+    jobd's schema (nor EXECUTE on the function: PUBLIC has none), writes rows and their
+    jobs are enqueued."""
     await build(config(), ORDERS)
+    public = await pool.fetchval(  # a NULL acl is the default one: EXECUTE for PUBLIC
+        "SELECT count(*) FROM pg_proc AS p WHERE p.proname LIKE 'jobd\\_%' AND (p.proacl IS NULL"
+        " OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) AS a WHERE a.grantee = 0))"
+    )
+    assert public == 0
     role = f"app_{uuid.uuid4().hex[:8]}"
     await pool.execute(f"CREATE ROLE {role}; GRANT ALL ON orders TO {role}")
     try:
