@@ -79,6 +79,7 @@ RECORDED_HEADERS = frozenset(
         "request-id",
     }
 )
+_RECORDED_IN_ORDER = tuple(sorted(RECORDED_HEADERS))
 USER_AGENT = f"jobd/{__version__}"
 
 
@@ -132,7 +133,9 @@ def dumps(value: Any) -> bytes:
 
 
 def iso_utc(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # asyncpg's timestamptz are UTC already: no conversion
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def job_values(ctx: ActionContext) -> dict[str, Any]:
@@ -147,9 +150,12 @@ def job_values(ctx: ActionContext) -> dict[str, Any]:
     }
 
 
-def envelope(ctx: ActionContext, action: str) -> dict[str, Any]:
-    """The default body (SPEC 1.5); schedules add `"schedule"`."""
-    job = {k: v for k, v in job_values(ctx).items() if k != "priority"}
+def envelope(
+    ctx: ActionContext, action: str, job_fields: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The default body (SPEC 1.5); schedules add `"schedule"`. `job_fields`: the job's
+    `job_values`, when the caller has them already."""
+    job = {k: v for k, v in (job_fields or job_values(ctx)).items() if k != "priority"}
     body = {
         "resource": ctx.resource,
         "trigger": ctx.trigger,
@@ -168,7 +174,9 @@ def envelope(ctx: ActionContext, action: str) -> dict[str, Any]:
     return body
 
 
-def template_values(ctx: ActionContext, action: str) -> dict[str, Any]:
+def template_values(
+    ctx: ActionContext, action: str, job_fields: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What placeholders resolve against (see jobd.actions.templates)."""
     return {
         "record": ctx.record or {},
@@ -181,7 +189,7 @@ def template_values(ctx: ActionContext, action: str) -> dict[str, Any]:
         "schedule": ctx.schedule,
         "action": action,
         "event": ctx.event or "",  # empty for a job of the scan or a programmatic run
-        "job": job_values(ctx),
+        "job": job_fields or job_values(ctx),
     }
 
 
@@ -237,7 +245,8 @@ async def read_capped(resp: aiohttp.ClientResponse, cap_bytes: int) -> tuple[byt
 
 def make_result(resp: aiohttp.ClientResponse, raw: bytes, truncated: bool) -> HttpResult:
     """What the job records: status, a safe subset of headers, the JSON body (or text)."""
-    headers = {k.lower(): v for k, v in resp.headers.items() if k.lower() in RECORDED_HEADERS}
+    got = resp.headers  # case-insensitive: ask for the few recorded ones
+    headers = {k: got[k] for k in _RECORDED_IN_ORDER if k in got}
     result = HttpResult(status=resp.status, headers=headers, body=None, body_truncated=truncated)
     if raw and not truncated:
         try:
@@ -273,12 +282,13 @@ class HttpCallAction:
         self, ctx: ActionContext, now_s: float | None = None
     ) -> tuple[str, CIMultiDict[str], bytes]:
         """The URL, headers and body of this attempt's request."""
-        values = template_values(ctx, self.name)
+        job_fields = job_values(ctx)
+        values = template_values(ctx, self.name, job_fields)
         url = render_url(self.spec.url, values)
         if self.spec.method == "GET":
             body = b""
         elif self.spec.body is None:
-            body = dumps(envelope(ctx, self.name))
+            body = dumps(envelope(ctx, self.name, job_fields))
         else:
             body = dumps(render_body(self.spec.body, values))
         # Case-insensitive: a configured `content-type` replaces ours instead of doubling it.
