@@ -91,34 +91,12 @@ async def _dry_run(db: Db) -> int:
 @command
 async def cmd_explain(args: argparse.Namespace, db: Db) -> int:
     """Print the scheduler's SQL (first and later pages), the worker's re-read SQL, and for
-    each event the function and trigger jobd installs."""
-    from jobd.triggers.events import event_function, event_trigger
-    from jobd.triggers.sqlgen import reread_sql, scan_sql
-    from jobd.triggers.tables import TableCheckError, require_tenant, resolve_table
+    each event the function and trigger jobd installs (the console's trigger page shows
+    the same text: jobd.console.rows.explain_sql)."""
+    from jobd.console.rows import explain_sql, table_of
 
     resource, trigger = find_trigger(db.spec, args.resource, args.trigger)
-    require_tenant(resource, args.tenant)
     async with db.pool.acquire() as conn:
-        table, problems = await resolve_table(conn, resource, args.tenant)
-    if table is None or problems:
-        raise TableCheckError(problems)
-    table_sql = table.sql(args.tenant)
-    scan = scan_sql(resource, trigger, table, table_sql, db.schema)
-    paging = "keyset pages" if scan.paged else "one statement (order is not the primary key)"
-    print(f"-- {resource.name}.{trigger.name}: scheduler {trigger.scheduler_name}, {paging}")
-    print(f"-- scheduler: first page{'' if scan.paged else ' (the whole scan)'}")
-    print(scan.first.rstrip() + ";\n")
-    if scan.next is not None:
-        print("-- scheduler: later pages (keyset after the last primary key)")
-        print(scan.next.rstrip() + ";\n")
-    print(f"-- worker {trigger.worker_name}: re-read of the row ($1 = primary key object)")
-    print(reread_sql(resource, trigger, table, table_sql, db.schema).rstrip() + ";")
-    for event in trigger.events:
-        function = event_function(resource, trigger, event, table, db.schema)
-        created = event_trigger(function, table_sql, db.schema)
-        print(f"\n-- {event} events: the function and the database trigger jobd installs")
-        print(function.sql.rstrip() + ";\n")
-        print(function.comment_sql + ";\n")
-        print(created.sql.rstrip() + ";\n")
-        print(created.comment_sql + ";")
+        table = await table_of(conn, resource, args.tenant)
+    print(explain_sql(resource, trigger, table, args.tenant, db.schema))
     return 0

@@ -19,6 +19,7 @@ from jobd.model import Resource, Trigger
 from jobd.sql import queries
 from jobd.sql.driver import Connection
 from jobd.sql.ident import quote_ident
+from jobd.triggers.events import event_function, event_trigger
 from jobd.triggers.jobs import key_prefix, tenant_mode
 from jobd.triggers.sqlgen import fill, reread_sql, scan_sql
 from jobd.triggers.tables import ResolvedTable, TableCheckError, require_tenant, resolve_table
@@ -116,7 +117,9 @@ async def row_jobs(
 def explain_sql(
     resource: Resource, trigger: Trigger, table: ResolvedTable, tenant: str | None, schema: str
 ) -> str:
-    """The scheduler's statements and the worker's re-read, as `jobd explain` prints them."""
+    """What `jobd explain` prints (it prints this): the scheduler's statements, the
+    worker's re-read, and for each event the function and database trigger jobd
+    installs."""
     table_sql = table.sql(tenant)
     scan = scan_sql(resource, trigger, table, table_sql, schema)
     paging = "keyset pages" if scan.paged else "one statement (order is not the primary key)"
@@ -128,4 +131,12 @@ def explain_sql(
         lines.append(scan.next.rstrip() + ";\n")
     lines.append(f"-- worker {trigger.worker_name}: re-read of the row ($1 = primary key object)")
     lines.append(reread_sql(resource, trigger, table, table_sql, schema).rstrip() + ";")
+    for event in trigger.events:
+        function = event_function(resource, trigger, event, table, schema)
+        created = event_trigger(function, table_sql, schema)
+        lines.append(f"\n-- {event} events: the function and the database trigger jobd installs")
+        lines.append(function.sql.rstrip() + ";\n")
+        lines.append(function.comment_sql + ";\n")
+        lines.append(created.sql.rstrip() + ";\n")
+        lines.append(created.comment_sql + ";")
     return "\n".join(lines)
