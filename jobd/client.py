@@ -9,6 +9,12 @@
 
     jobs = jobd.Client(pool=app_pool)   # or share the application's pool (not closed by us)
 
+    # options of a row's job and of a scheduled action's run: input merged over the
+    # configured action_input, a time (scheduled until then), a priority
+    await jobs.run_trigger("orders", "remind", {"id": 42}, input={"tone": "firm"},
+                           schedule_in="2h", priority=1)
+    await jobs.schedule("orders", "report", input={"to": "ops"}, scheduled_at=when)  # one-off
+
 The client calls jobd's SQL functions (`run_trigger`, `run_triggers`, `run_schedule`),
 the one implementation of programmatic enqueue (the CLI and the admin API call them too,
 through this class): they read the registry that `jobd run` and `jobd migrate -c` keep in
@@ -16,21 +22,24 @@ step with the configuration, so the jobs are exactly the daemon's own. `conn=` i
 asyncpg connection (plain or from a pool; JSON travels as text, so it needs no codec):
 the enqueue commits or rolls back with its transaction. Without it the client's pool is
 used. The functions' errors come back as JobdErrors: `UnknownTrigger` (unknown or deleted,
-with the known names), `RowNotFound`, and `UsageError` for a bad key, actor, input or
-tenant, and for any value the database cannot take (SQLSTATE class 22: a key of the wrong
-type, a number out of range).
+with the known names and "did you mean"), `RowNotFound`, and `UsageError` for a bad key,
+actor, input, tenant, time or priority (checked here first: jobd.common.enqueue_options;
+a past `scheduled_at` by the database's clock), and for any value the database cannot
+take (SQLSTATE class 22: a key of the wrong type, a number out of range).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 import asyncpg
 
+from jobd.common.enqueue_options import enqueue_options
 from jobd.common.jsontext import json_text_or_none
-from jobd.errors import JobdError, RowNotFound, UnknownTrigger, UsageError
+from jobd.errors import JobdError, RowNotFound, UnknownTrigger, UsageError, closest
 from jobd.sql import queries
 from jobd.sql.driver import Executor, Pool
 
@@ -42,14 +51,28 @@ _ERRORS: Mapping[str, type[JobdError]] = {
 }
 
 
-def api_error(exc: asyncpg.PostgresError) -> JobdError:
-    """The JobdError for an error raised by jobd's SQL functions (message and hint)."""
+def _did_you_mean(text: str, hint: str | None, asked: Sequence[str]) -> str:
+    """An unknown-name message with "did you mean" when a known name (the function's hint
+    lists them: `triggers of orders: process, ship`) is close to the name asked for
+    (`asked`: resource, name; "unknown resource" messages are about the first)."""
+    if not hint or ": " not in hint or len(asked) < 2:
+        return text
+    known = hint.split(": ", 1)[1].split(", ")
+    match = closest(asked[0] if "unknown resource" in text else asked[1], known)
+    return f"{text}; did you mean {match!r}?" if match else text
+
+
+def api_error(exc: asyncpg.PostgresError, asked: Sequence[str] = ()) -> JobdError:
+    """The JobdError for an error raised by jobd's SQL functions (message and hint);
+    `asked`: the resource and name of the call, for "did you mean"."""
     text = str(getattr(exc, "message", None) or exc)
     hint = getattr(exc, "hint", None)
     state = getattr(exc, "sqlstate", "") or ""
     # Class 22 (data exception): a value of the wrong type or range, e.g. a primary key
     # "abc" for an integer column: the caller's input, not jobd's failure.
     kind = _ERRORS.get(state, UsageError if state.startswith("22") else JobdError)
+    if kind is UnknownTrigger:
+        text = _did_you_mean(text, hint, asked)
     error = kind(f"{text} (hint: {hint})" if hint else text)
     error.hint = hint  # type: ignore[attr-defined]
     return error
@@ -121,7 +144,7 @@ class Client:
         try:
             return await conn.fetchval(queries(self.schema)[query], *args)
         except asyncpg.PostgresError as exc:
-            raise api_error(exc) from None
+            raise api_error(exc, [str(a) for a in args[:2]]) from None
 
     async def run_trigger(
         self,
@@ -131,9 +154,18 @@ class Client:
         *,
         actor: Mapping[str, Any] | None = None,
         tenant: str | None = None,
+        input: Mapping[str, Any] | None = None,
+        schedule_in: str | float | timedelta | None = None,
+        scheduled_at: datetime | str | None = None,
+        priority: int | None = None,
         conn: Executor | None = None,
     ) -> int | None:
-        """Enqueue the trigger's job for one row: its id, None when the row has one."""
+        """Enqueue the trigger's job for one row: its id, None when the row has one (a
+        scheduled one too: the key is held from the insert). `input` is merged over the
+        trigger's action_input; with `schedule_in` (a duration: "10m", seconds, a
+        timedelta) or `scheduled_at` (a timestamp with a timezone) the job is `scheduled`
+        until then; `priority` 0-9 replaces the trigger's."""
+        options = enqueue_options(input, schedule_in, scheduled_at, priority)
         if primary_key is None:
             raise UsageError("primary_key is required (schedule_trigger runs the scheduler)")
         if not isinstance(primary_key, Mapping):
@@ -141,7 +173,7 @@ class Client:
         key = json_text_or_none(dict(primary_key))
         stored = json_text_or_none(await self.store_actor(resource, trigger, actor, schedule=False))
         job_id: int | None = await self._call(
-            "client_run_trigger", conn, resource, trigger, key, stored, tenant
+            "client_run_trigger", conn, resource, trigger, key, stored, tenant, *options.params()
         )
         return job_id
 
@@ -153,13 +185,20 @@ class Client:
         *,
         actor: Mapping[str, Any] | None = None,
         tenant: str | None = None,
+        input: Mapping[str, Any] | None = None,
+        schedule_in: str | float | timedelta | None = None,
+        scheduled_at: datetime | str | None = None,
+        priority: int | None = None,
         conn: Executor | None = None,
     ) -> list[int]:
-        """Enqueue many rows in one statement: the ids inserted (rows that already have a
-        job, or do not exist, get none)."""
+        """Enqueue many rows in one statement, each job with the options of run_trigger:
+        the ids inserted (rows that already have a job, or do not exist, get none)."""
+        options = enqueue_options(input, schedule_in, scheduled_at, priority)
         keys = json_text_or_none([dict(k) for k in primary_keys])
         stored = json_text_or_none(await self.store_actor(resource, trigger, actor, schedule=False))
-        ids = await self._call("client_run_triggers", conn, resource, trigger, keys, stored, tenant)
+        ids = await self._call(
+            "client_run_triggers", conn, resource, trigger, keys, stored, tenant, *options.params()
+        )
         return list(ids or [])
 
     async def schedule_trigger(
@@ -171,10 +210,11 @@ class Client:
         conn: Executor | None = None,
     ) -> int | None:
         """Run the trigger's scheduler now (AshOban `schedule`); None when a scheduler job
-        is already waiting (a cron tick's and this one share their unique key)."""
+        is already waiting (a cron tick's and this one share their unique key). It takes
+        no input, time or priority: those are options of each row's job (run_trigger)."""
         stored = json_text_or_none(await self.store_actor(resource, trigger, actor, schedule=False))
         job_id: int | None = await self._call(
-            "client_run_trigger", conn, resource, trigger, None, stored, None
+            "client_run_trigger", conn, resource, trigger, None, stored, None, *(None,) * 4
         )
         return job_id
 
@@ -186,15 +226,21 @@ class Client:
         input: Mapping[str, Any] | None = None,
         actor: Mapping[str, Any] | None = None,
         tenant: str | None = None,
+        schedule_in: str | float | timedelta | None = None,
+        scheduled_at: datetime | str | None = None,
+        priority: int | None = None,
         conn: Executor | None = None,
     ) -> int:
         """Run a scheduled action now, `input` merged over its action_input; on a
-        multitenant resource once per tenant (a fan-out job), or only for `tenant`. Manual
-        runs ignore `overlap`. Returns the job id."""
+        multitenant resource once per tenant (a fan-out job), or only for `tenant`. With
+        `schedule_in` or `scheduled_at` it is a one-off event: one run at that time
+        (`scheduled` until then; cancel it as any job). Manual runs ignore `overlap`.
+        Returns the job id."""
+        options = enqueue_options(input, schedule_in, scheduled_at, priority)
         stored = json_text_or_none(await self.store_actor(resource, name, actor, schedule=True))
-        given = json_text_or_none(input)
+        given, in_s, at, prio = options.params()
         job_id: int = await self._call(
-            "client_run_schedule", conn, resource, name, given, stored, tenant
+            "client_run_schedule", conn, resource, name, given, stored, tenant, in_s, at, prio
         )
         return job_id
 

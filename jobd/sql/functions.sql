@@ -1,6 +1,7 @@
 -- jobd's functions, (re)created by every `jobd migrate` and `jobd run` after the tables
 -- are current: functions are code, not data, so they are replaced whole rather than
--- migrated (a changed signature is dropped first, below). `{schema}` as in schema.sql.
+-- migrated (a changed parameter list is dropped by a migration first, as
+-- migrations/004_enqueue_options.sql does). `{schema}` as in schema.sql.
 --
 -- The SQL API: what an application calls to enqueue inside its own transaction:
 -- {schema}.run_trigger, {schema}.run_triggers, {schema}.run_schedule. They read the
@@ -10,8 +11,15 @@
 -- the same as the scheduler's scan builds; tests/integration/test_sql_api.py compares
 -- them. NOTIFY is transactional, so a rollback enqueues and wakes nothing.
 -- Errors: 42704 (undefined_object) unknown or deleted resource/trigger/schedule, with a
--- HINT listing the known names; 22023 (invalid_parameter_value) bad primary key, actor or
--- tenant; P0002 (no_data_found) run_trigger's row does not exist.
+-- HINT listing the known names; 22023 (invalid_parameter_value) bad primary key, actor,
+-- tenant, input, priority or time; P0002 (no_data_found) run_trigger's row does not exist.
+--
+-- Options of a programmatic enqueue (issue 15): `input` (merged over the configured
+-- action_input), `priority` (0-9, instead of the configured one) and a time, `schedule_in`
+-- (an interval: '10m', '2 hours') or `scheduled_at` (a timestamptz): until then the job is
+-- `scheduled`, and it holds its row's unique key from its insert on. `_with_options`
+-- writes them into the registry row's job template (args.input, priority, scheduled_at),
+-- which `_insert_job` and `_enqueue_trigger` insert as they are.
 
 -- What a job keeps of `actor` (jobd.triggers.actors.store_actor for field persisters).
 CREATE OR REPLACE FUNCTION {schema}._store_actor(actor jsonb, store text[]) RETURNS jsonb
@@ -63,16 +71,67 @@ BEGIN
 END
 $$;
 
+-- A registry row with a programmatic enqueue's options written into its job template:
+-- `input` merged over args.input, `priority`, and `scheduled_at` (now + schedule_in, or
+-- scheduled_at; none: the job is available at once). 22023 for an input that is not an
+-- object, a priority outside 0-9, both times, a negative schedule_in or a past scheduled_at
+-- (by the database's clock, the transaction's start).
+CREATE OR REPLACE FUNCTION {schema}._with_options(
+  reg {schema}.registry, input jsonb, schedule_in interval, scheduled_at timestamptz,
+  priority integer) RETURNS {schema}.registry
+LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
+BEGIN
+  IF input IS NOT NULL AND jsonb_typeof(input) <> 'object' THEN
+    RAISE EXCEPTION 'jobd: input must be a JSON object, got %', jsonb_typeof(input)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'e.g. {"period": "week"}';
+  END IF;
+  IF priority IS NOT NULL AND (priority < 0 OR priority > 9) THEN
+    RAISE EXCEPTION 'jobd: priority must be 0 (highest) to 9, got %', priority
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF schedule_in IS NOT NULL AND scheduled_at IS NOT NULL THEN
+    RAISE EXCEPTION 'jobd: give schedule_in or scheduled_at, not both'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF schedule_in < interval '0' THEN
+    RAISE EXCEPTION 'jobd: schedule_in must not be negative, got %', schedule_in
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF scheduled_at < now() THEN
+    RAISE EXCEPTION 'jobd: scheduled_at % is in the past (the database''s time is %)',
+      scheduled_at, now()
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'give a later time, or no time to run it as soon as possible';
+  END IF;
+  IF input IS NOT NULL THEN
+    reg.job := reg.job || jsonb_build_object('args', coalesce(reg.job->'args', '{}')
+      || jsonb_build_object('input', coalesce(reg.job->'args'->'input', '{}') || input));
+  END IF;
+  IF priority IS NOT NULL THEN
+    reg.job := reg.job || jsonb_build_object('priority', priority);
+  END IF;
+  IF schedule_in IS NOT NULL OR scheduled_at IS NOT NULL THEN
+    reg.job := reg.job || jsonb_build_object('scheduled_at', coalesce(scheduled_at, now() + schedule_in));
+  END IF;
+  RETURN reg;
+END
+$$;
+
 -- Insert one job from a registry template (`tpl`: worker, queue, priority, max_attempts,
--- uniq_key, uniq_hold, args) with `args` merged over the template's; notify its queue.
--- NULL when its unique key is held by another job.
+-- uniq_key, uniq_hold, args, and scheduled_at when _with_options set one) with `args`
+-- merged over the template's; notify its queue. NULL when its unique key is held by
+-- another job.
 CREATE OR REPLACE FUNCTION {schema}._insert_job(tpl jsonb, args jsonb) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
 DECLARE
   new_id bigint;
 BEGIN
-  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
-  VALUES (tpl->>'queue', tpl->>'worker', coalesce(tpl->'args', '{}') || args,
+  INSERT INTO {schema}.jobs (state, scheduled_at, queue, worker, args, priority, max_attempts,
+                             uniq_key, uniq_hold)
+  VALUES (CASE WHEN (tpl->>'scheduled_at')::timestamptz > now() THEN 'scheduled'
+               ELSE 'available' END::{schema}.job_state,
+          coalesce((tpl->>'scheduled_at')::timestamptz, now()),
+          tpl->>'queue', tpl->>'worker', coalesce(tpl->'args', '{}') || args,
           (tpl->>'priority')::int, (tpl->>'max_attempts')::int, tpl->>'uniq_key',
           coalesce(tpl->'uniq_hold', '{}'))
   ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
@@ -185,8 +244,12 @@ BEGIN
         JOIN %2$s AS t ON %3$s
        WHERE %4$s
     ), ins AS (
-      INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
-      SELECT $2->>'queue', $2->>'worker',
+      INSERT INTO {schema}.jobs (state, scheduled_at, queue, worker, args, priority,
+                                 max_attempts, uniq_key, uniq_hold)
+      SELECT CASE WHEN ($2->>'scheduled_at')::timestamptz > now() THEN 'scheduled'
+                  ELSE 'available' END::{schema}.job_state,
+             coalesce(($2->>'scheduled_at')::timestamptz, now()),
+             $2->>'queue', $2->>'worker',
              $3 || jsonb_build_object('pk', jsonb_build_object(%5$s), 'tenant', %6$s),
              ($2->>'priority')::int, ($2->>'max_attempts')::int,
              $4 || jsonb_build_array(%7$s)::text, coalesce($2->'uniq_hold', '{}')
@@ -207,19 +270,28 @@ BEGIN
 END
 $$;
 
--- Enqueue one row's trigger job: its id, NULL when the row already has a waiting job.
--- primary_key NULL: enqueue the trigger's scheduler now instead (AshOban `schedule`);
--- NULL when a scheduler run is already waiting.
+-- Enqueue one row's trigger job: its id, NULL when the row already has a job holding its
+-- key (a scheduled one included). primary_key NULL: enqueue the trigger's scheduler now
+-- instead (AshOban `schedule`); NULL when a scheduler run is already waiting. The options
+-- (input, schedule_in, scheduled_at, priority) are the row's job's: a scheduler run takes
+-- none (22023).
 CREATE OR REPLACE FUNCTION {schema}.run_trigger(
   resource text, trigger text, primary_key jsonb DEFAULT NULL, actor jsonb DEFAULT NULL,
-  tenant text DEFAULT NULL) RETURNS bigint
+  tenant text DEFAULT NULL, input jsonb DEFAULT NULL, schedule_in interval DEFAULT NULL,
+  scheduled_at timestamptz DEFAULT NULL, priority integer DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
 DECLARE
-  reg {schema}.registry := {schema}._registered(resource, 'trigger', trigger);
+  reg {schema}.registry := {schema}._with_options(
+    {schema}._registered(resource, 'trigger', trigger), input, schedule_in, scheduled_at, priority);
   stored jsonb;
   result record;
 BEGIN
   IF primary_key IS NULL THEN  -- the scheduler, keyed as the cron's tick (never two waiting)
+    IF num_nonnulls(input, schedule_in, scheduled_at, priority) > 0 THEN
+      RAISE EXCEPTION 'jobd: input, schedule_in, scheduled_at and priority are options of a row''s job: give primary_key'
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'a scheduler run (no primary key) takes none of them';
+    END IF;
     stored := {schema}._stored_actor(reg, actor);
     RETURN {schema}._insert_job(reg.scheduler_job, CASE WHEN stored IS NULL THEN '{}'::jsonb
                                                    ELSE jsonb_build_object('actor', stored) END);
@@ -234,32 +306,35 @@ BEGIN
 END
 $$;
 
--- Enqueue many rows' trigger jobs in one statement; the ids inserted (rows that already
--- have a job, or do not exist, get none).
+-- Enqueue many rows' trigger jobs in one statement, each with the same options; the ids
+-- inserted (rows that already have a job, or do not exist, get none).
 CREATE OR REPLACE FUNCTION {schema}.run_triggers(
   resource text, trigger text, primary_keys jsonb, actor jsonb DEFAULT NULL,
-  tenant text DEFAULT NULL) RETURNS bigint[]
+  tenant text DEFAULT NULL, input jsonb DEFAULT NULL, schedule_in interval DEFAULT NULL,
+  scheduled_at timestamptz DEFAULT NULL, priority integer DEFAULT NULL) RETURNS bigint[]
 LANGUAGE sql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
-  SELECT ({schema}._enqueue_trigger({schema}._registered(resource, 'trigger', trigger),
-                                    primary_keys, actor, tenant)).ids
+  SELECT ({schema}._enqueue_trigger(
+            {schema}._with_options({schema}._registered(resource, 'trigger', trigger),
+                                   input, schedule_in, scheduled_at, priority),
+            primary_keys, actor, tenant)).ids
 $$;
 
--- Run a scheduled action now, as a cron tick does (jobd.triggers.jobs.schedule_job):
--- `input` merged over its action_input; on a multitenant resource a fan-out job unless
--- `tenant` is given.
+-- Run a scheduled action now, as a cron tick does (jobd.triggers.jobs.schedule_job), or
+-- once at a later time (schedule_in / scheduled_at: a one-off event, `scheduled` until
+-- then): `input` merged over its action_input; on a multitenant resource a fan-out job
+-- unless `tenant` is given.
 CREATE OR REPLACE FUNCTION {schema}.run_schedule(
   resource text, name text, input jsonb DEFAULT NULL, actor jsonb DEFAULT NULL,
-  tenant text DEFAULT NULL) RETURNS bigint
+  tenant text DEFAULT NULL, schedule_in interval DEFAULT NULL,
+  scheduled_at timestamptz DEFAULT NULL, priority integer DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, {schema}, pg_temp AS $$
 DECLARE
-  reg {schema}.registry := {schema}._registered(resource, 'schedule', name);
+  reg {schema}.registry := {schema}._with_options(
+    {schema}._registered(resource, 'schedule', name), input, schedule_in, scheduled_at, priority);
   args jsonb;
 BEGIN
   PERFORM {schema}._check_tenant(reg, tenant, false);
-  IF input IS NOT NULL AND jsonb_typeof(input) <> 'object' THEN
-    RAISE EXCEPTION 'jobd: input must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  args := jsonb_build_object('input', coalesce(reg.job->'args'->'input', '{}') || coalesce(input, '{}'),
+  args := jsonb_build_object('input', coalesce(reg.job->'args'->'input', '{}'),
                              'actor', {schema}._stored_actor(reg, actor),
                              'tenant', tenant);
   IF reg.tenant_mode <> 'none' AND tenant IS NULL THEN

@@ -28,17 +28,27 @@ SELECT (jsonb_populate_record(NULL::{schema}.registry,
   FROM jsonb_array_elements($1::text::jsonb) AS e
 
 -- name: client_run_trigger
--- jobd.sql.enqueue.run_trigger (primary key NULL: the scheduler). JSON travels as text (no codec needed on
--- the caller's connection). $1 resource, $2 trigger, $3 primary key (JSON text, NULL: run
--- the scheduler), $4 actor (JSON text or NULL), $5 tenant.
-SELECT {schema}.run_trigger($1::text, $2::text, $3::text::jsonb, $4::text::jsonb, $5::text)
+-- jobd.client.Client.run_trigger (primary key NULL: the scheduler). JSON travels as text
+-- (no codec needed on the caller's connection). $1 resource, $2 trigger, $3 primary key
+-- (JSON text, NULL: run the scheduler), $4 actor (JSON text or NULL), $5 tenant, $6 input
+-- (JSON text or NULL), $7 schedule_in in seconds (float8 or NULL), $8 scheduled_at (ISO
+-- 8601 text with an offset, or NULL), $9 priority (int or NULL).
+SELECT {schema}.run_trigger($1::text, $2::text, $3::text::jsonb, $4::text::jsonb, $5::text,
+                            $6::text::jsonb, make_interval(secs => $7::float8),
+                            $8::text::timestamptz, $9::int)
 
 -- name: client_run_triggers
--- jobd.sql.enqueue.run_triggers. $1 resource, $2 trigger, $3 primary keys (JSON text array),
--- $4 actor (JSON text or NULL), $5 tenant. Returns bigint[].
-SELECT {schema}.run_triggers($1::text, $2::text, $3::text::jsonb, $4::text::jsonb, $5::text)
+-- jobd.client.Client.run_triggers. $1 resource, $2 trigger, $3 primary keys (JSON text
+-- array), $4 actor (JSON text or NULL), $5 tenant, $6-$9 as client_run_trigger's.
+-- Returns bigint[].
+SELECT {schema}.run_triggers($1::text, $2::text, $3::text::jsonb, $4::text::jsonb, $5::text,
+                             $6::text::jsonb, make_interval(secs => $7::float8),
+                             $8::text::timestamptz, $9::int)
 
 -- name: client_run_schedule
--- jobd.sql.enqueue.run_schedule. $1 resource, $2 schedule name, $3 input (JSON text or NULL),
--- $4 actor (JSON text or NULL), $5 tenant.
-SELECT {schema}.run_schedule($1::text, $2::text, $3::text::jsonb, $4::text::jsonb, $5::text)
+-- jobd.client.Client.schedule. $1 resource, $2 schedule name, $3 input (JSON text or
+-- NULL), $4 actor (JSON text or NULL), $5 tenant, $6 schedule_in in seconds (float8 or
+-- NULL), $7 scheduled_at (ISO 8601 text with an offset, or NULL), $8 priority (int or NULL).
+SELECT {schema}.run_schedule($1::text, $2::text, $3::text::jsonb, $4::text::jsonb, $5::text,
+                             make_interval(secs => $6::float8), $7::text::timestamptz,
+                             $8::int)
