@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -116,17 +117,36 @@ async def metrics(request: web.Request) -> web.Response:
 
 # -- API: triggers and schedules -------------------------------------------------------
 
+# The options of a row's job and of a scheduled action's run (jobd.common.enqueue_options
+# checks their values, through the client: a mistake is a UsageError, 400).
+OPTION_FIELDS = {"input", "schedule_in", "scheduled_at", "priority"}
+
+
+def _options(body: dict[str, Any]) -> dict[str, Any]:
+    """The enqueue options of a request body, type-checked (400 names the field)."""
+    return {
+        "input": body_field(body, "input", dict, "an object"),
+        "schedule_in": body_field(
+            body, "schedule_in", (str, int, float), 'a duration ("10m", "2h", "30s") or seconds'
+        ),
+        "scheduled_at": body_field(
+            body, "scheduled_at", str, 'an ISO 8601 timestamp with a timezone ("...Z")'
+        ),
+        "priority": body_field(body, "priority", int, "an integer from 0 to 9"),
+    }
+
 
 @routes.post("/api/triggers/{resource}/{trigger}/run")
 async def run_trigger(request: web.Request) -> web.Response:
     jobs, resource = _enqueuer(request), _resource(request)
     name = _named(request, "trigger", "trigger", resource.triggers)
     body = await read_body(request)
-    reject_unknown(body, {"primary_key", "primary_keys", "actor", "tenant"})
+    reject_unknown(body, {"primary_key", "primary_keys", "actor", "tenant", *OPTION_FIELDS})
     key = body_field(body, "primary_key", dict, "an object of primary-key columns")
     keys = body_field(body, "primary_keys", list, "a list of primary-key objects")
     actor = body_field(body, "actor", dict, "an object")
     tenant = body_field(body, "tenant", str, "a string")
+    options = _options(body)
     if key is not None and keys is not None:
         raise ApiError(400, "give primary_key or primary_keys, not both")
     if (key, keys) != (None, None):
@@ -134,13 +154,24 @@ async def run_trigger(request: web.Request) -> web.Response:
     if keys is not None:
         if not all(isinstance(k, dict) for k in keys):
             raise ApiError(400, "every entry of primary_keys must be an object")
-        ids = await jobs.run_triggers(resource.name, name, keys, actor=actor, tenant=tenant)
+        ids = await jobs.run_triggers(
+            resource.name, name, keys, actor=actor, tenant=tenant, **options
+        )
         return json_response({"job_ids": ids})
     if key is not None:
-        job_id = await jobs.run_trigger(resource.name, name, key, actor=actor, tenant=tenant)
+        job_id = await jobs.run_trigger(
+            resource.name, name, key, actor=actor, tenant=tenant, **options
+        )
         return json_response({"job_id": job_id, "enqueued": job_id is not None})
     if tenant is not None:
         raise ApiError(400, "tenant needs primary_key(s): a scheduler run scans every tenant")
+    given = sorted(k for k, v in options.items() if v is not None)
+    if given:
+        raise ApiError(
+            400,
+            f"{given} need primary_key(s): they are options of each row's job",
+            "a scheduler run (no primary key) takes none of them",
+        )
     job_id = await jobs.schedule_trigger(resource.name, name, actor=actor)
     return json_response({"job_id": job_id, "enqueued": job_id is not None, "scheduled": True})
 
@@ -150,13 +181,13 @@ async def run_schedule(request: web.Request) -> web.Response:
     jobs, resource = _enqueuer(request), _resource(request)
     name = _named(request, "name", "scheduled action", resource.scheduled_actions)
     body = await read_body(request)
-    reject_unknown(body, {"input", "actor", "tenant"})
+    reject_unknown(body, {"actor", "tenant", *OPTION_FIELDS})
     job_id = await jobs.schedule(
         resource.name,
         name,
-        input=body_field(body, "input", dict, "an object"),
         actor=body_field(body, "actor", dict, "an object"),
         tenant=body_field(body, "tenant", str, "a string"),
+        **_options(body),
     )
     return json_response({"job_id": job_id})
 

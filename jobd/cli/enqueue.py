@@ -1,4 +1,10 @@
-"""`jobd trigger` and `jobd schedule`: ask for work now, through the SQL API."""
+"""`jobd trigger` and `jobd schedule`: ask for work now or at a time, through the SQL API.
+
+The options of a row's job or a scheduled action's run (`--input`, `--schedule-in`,
+`--scheduled-at`, `--priority`) go to `jobd.Client` as given: it checks them
+(jobd.common.enqueue_options) and the SQL function decides whether a time is past, so the
+CLI says what the client and the API say; every such mistake exits 2.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,42 @@ from jobd.cli.common import (
     parse_json,
 )
 from jobd.errors import UsageError
+
+
+def _add_options(p: argparse.ArgumentParser, what: str) -> None:
+    """The enqueue options of `jobd trigger --pk` and `jobd schedule`."""
+    p.add_argument(
+        "--input", metavar="JSON", help=f"input object merged over the {what}'s action_input"
+    )
+    p.add_argument(
+        "--schedule-in",
+        metavar="DURATION",
+        help="run after this long (30s, 10m, 2h, 7d); the job is scheduled until then",
+    )
+    p.add_argument(
+        "--scheduled-at",
+        metavar="TIMESTAMP",
+        help="run at this time (ISO 8601 with a timezone, e.g. 2026-12-24T18:00:00Z)",
+    )
+    p.add_argument("--priority", type=int, metavar="0-9", help=f"instead of the {what}'s")
+
+
+def _when(args: argparse.Namespace) -> str:
+    """How the output says when the job runs."""
+    if args.schedule_in is not None:
+        return f", scheduled in {args.schedule_in}"
+    if args.scheduled_at is not None:
+        return f", scheduled at {args.scheduled_at}"
+    return ""
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "input": json_object(args.input, "--input"),
+        "schedule_in": args.schedule_in,
+        "scheduled_at": args.scheduled_at,
+        "priority": args.priority,
+    }
 
 
 def register(sub: Any) -> dict[str, Command]:
@@ -36,12 +78,13 @@ def register(sub: Any) -> dict[str, Command]:
     pk.add_argument("--all", action="store_true", help=help_text)
     p.add_argument("--actor", metavar="JSON", help="actor object, e.g. '{\"id\": 7}'")
     p.add_argument("--tenant", help="tenant of the rows")
-    p = add_config(sub.add_parser("schedule", help="run a scheduled action now"))
+    _add_options(p, "trigger")
+    p = add_config(sub.add_parser("schedule", help="run a scheduled action now, or once at a time"))
     p.add_argument("resource")
     p.add_argument("name")
-    p.add_argument("--input", metavar="JSON", help="input object merged over action_input")
     p.add_argument("--actor", metavar="JSON", help="actor object")
     p.add_argument("--tenant", help="only this tenant (multitenant resources)")
+    _add_options(p, "scheduled action")
     return {"trigger": cmd_trigger, "schedule": cmd_schedule}
 
 
@@ -79,6 +122,11 @@ async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
     if not args.pk:
         if args.tenant is not None:
             raise UsageError("--tenant needs --pk: a scheduler run scans every tenant")
+        if any(v is not None for v in _options(args).values()):
+            raise UsageError(
+                "--input, --schedule-in, --scheduled-at and --priority need --pk: they are "
+                "options of each row's job, and a scheduler run (no --pk) takes none"
+            )
         job_id = await Enqueuer(db.spec, db.pool, db.schema).schedule_trigger(
             resource.name, trigger.name, actor=actor
         )
@@ -92,26 +140,29 @@ async def cmd_trigger(args: argparse.Namespace, db: Db) -> int:
         table, _ = await Tables().table_for(conn, resource, args.tenant)
     keys = _primary_keys(args.pk, table.primary_key)
     ids = await Enqueuer(db.spec, db.pool, db.schema).run_triggers(
-        resource.name, trigger.name, keys, actor=actor, tenant=args.tenant
+        resource.name, trigger.name, keys, actor=actor, tenant=args.tenant, **_options(args)
     )
     skipped = len(keys) - len(ids)
     note = f", {skipped} skipped (row missing or a job already waiting)" if skipped else ""
-    print(f"{trigger.worker_name}: {len(ids)} job(s) enqueued{f' {ids}' if ids else ''}{note}")
+    when = _when(args) if ids else ""
+    print(
+        f"{trigger.worker_name}: {len(ids)} job(s) enqueued{f' {ids}' if ids else ''}{when}{note}"
+    )
     return 0
 
 
 @command
 async def cmd_schedule(args: argparse.Namespace, db: Db) -> int:
-    """Run a scheduled action now."""
+    """Run a scheduled action now, or once at a time (a one-off event)."""
     from jobd.triggers.api import Enqueuer
 
     resource, schedule = find_schedule(db.spec, args.resource, args.name)
     job_id = await Enqueuer(db.spec, db.pool, db.schema).schedule(
         resource.name,
         schedule.name,
-        input=json_object(args.input, "--input"),
         actor=json_object(args.actor, "--actor"),
         tenant=args.tenant,
+        **_options(args),
     )
-    print(f"{resource.name}.{schedule.name}: job {job_id} enqueued")
+    print(f"{resource.name}.{schedule.name}: job {job_id} enqueued{_when(args)}")
     return 0

@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
         return exc.exit_code
     except JobdError as exc:
-        print(f"jobd: {exc}", file=sys.stderr)
+        # The SQL functions' messages start with "jobd: " already (said once, not twice).
+        print(f"jobd: {str(exc).removeprefix('jobd: ')}", file=sys.stderr)
         return exc.exit_code
     except asyncpg.DataError as exc:  # a value the database could not take: the input's fault
         text = str(getattr(exc, "message", None) or exc)
