@@ -50,7 +50,10 @@ class Counts:
 
 
 async def counts(conn: Connection, schema: str) -> Counts:
-    rows = await conn.fetch(queries(schema)["console_counts"], WINDOW_S)
+    q = queries(schema)
+    async with conn.transaction():
+        await conn.execute(q["console_read_settings"])
+        rows = await conn.fetch(q["console_counts"], WINDOW_S)
     return Counts([(r["queue"], r["worker"], r["state"], int(r["n"])) for r in rows])
 
 
@@ -97,7 +100,11 @@ class Bar:
 async def throughput(conn: Connection, schema: str) -> list[Bar]:
     """Jobs ended per minute over the last CHART_MINUTES, oldest first."""
     found: dict[int, dict[str, int]] = {}
-    for row in await conn.fetch(queries(schema)["console_throughput"], CHART_MINUTES):
+    q = queries(schema)
+    async with conn.transaction():
+        await conn.execute(q["console_read_settings"])
+        rows = await conn.fetch(q["console_throughput"], CHART_MINUTES)
+    for row in rows:
         found.setdefault(int(row["minute"]), {})[row["outcome"]] = int(row["n"])
     bars = []
     for minute in range(CHART_MINUTES - 1, -1, -1):
