@@ -260,6 +260,7 @@ class Trigger:
     # only when one of them changed (None: any update).
     events: tuple[EventKind, ...] = ()
     columns: tuple[str, ...] | None = None
+    tags: tuple[str, ...] = ()  # the tags column of each row's job
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +285,7 @@ class Schedule:
     overlap: Literal["skip", "allow"]
     catch_up: Literal["none", "latest", "all"]
     catch_up_window_s: float
+    tags: tuple[str, ...] = ()  # the tags column of each run's job
 
 
 @dataclass(frozen=True, slots=True)

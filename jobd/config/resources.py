@@ -118,6 +118,7 @@ def build_trigger(resource: str, name: str, raw: Raw, scope: Inherited) -> Trigg
         scheduler_name=opts.get("scheduler_name") or f"{resource}.{name}.scheduler",
         events=tuple(opts.get("events") or ()),
         columns=None if opts.get("columns") is None else tuple(opts["columns"]),
+        tags=tuple(opts["tags"]),
     )
 
 
@@ -144,4 +145,5 @@ def build_schedule(resource: str, name: str, raw: Raw, scope: Inherited) -> Sche
         overlap=opts["overlap"],
         catch_up=opts["catch_up"],
         catch_up_window_s=parse_duration_s(opts["catch_up_window"]),
+        tags=tuple(opts["tags"]),
     )

@@ -118,7 +118,7 @@ END
 $$;
 
 -- Insert one job from a registry template (`tpl`: worker, queue, priority, max_attempts,
--- uniq_key, uniq_hold, args, and scheduled_at when _with_options set one) with `args`
+-- uniq_key, uniq_hold, args, tags, and scheduled_at when _with_options set one) with `args`
 -- merged over the template's; notify its queue. NULL when its unique key is held by
 -- another job.
 CREATE OR REPLACE FUNCTION {schema}._insert_job(tpl jsonb, args jsonb) RETURNS bigint
@@ -127,13 +127,13 @@ DECLARE
   new_id bigint;
 BEGIN
   INSERT INTO {schema}.jobs (state, scheduled_at, queue, worker, args, priority, max_attempts,
-                             uniq_key, uniq_hold)
+                             uniq_key, uniq_hold, tags)
   VALUES (CASE WHEN (tpl->>'scheduled_at')::timestamptz > now() THEN 'scheduled'
                ELSE 'available' END::{schema}.job_state,
           coalesce((tpl->>'scheduled_at')::timestamptz, now()),
           tpl->>'queue', tpl->>'worker', coalesce(tpl->'args', '{}') || args,
           (tpl->>'priority')::int, (tpl->>'max_attempts')::int, tpl->>'uniq_key',
-          coalesce(tpl->'uniq_hold', '{}'))
+          coalesce(tpl->'uniq_hold', '{}'), ARRAY(SELECT jsonb_array_elements_text(tpl->'tags')))
   ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
   RETURNING id INTO new_id;
   IF new_id IS NOT NULL THEN
@@ -245,14 +245,15 @@ BEGIN
        WHERE %4$s
     ), ins AS (
       INSERT INTO {schema}.jobs (state, scheduled_at, queue, worker, args, priority,
-                                 max_attempts, uniq_key, uniq_hold)
+                                 max_attempts, uniq_key, uniq_hold, tags)
       SELECT CASE WHEN ($2->>'scheduled_at')::timestamptz > now() THEN 'scheduled'
                   ELSE 'available' END::{schema}.job_state,
              coalesce(($2->>'scheduled_at')::timestamptz, now()),
              $2->>'queue', $2->>'worker',
              $3 || jsonb_build_object('pk', jsonb_build_object(%5$s), 'tenant', %6$s),
              ($2->>'priority')::int, ($2->>'max_attempts')::int,
-             $4 || jsonb_build_array(%7$s)::text, coalesce($2->'uniq_hold', '{}')
+             $4 || jsonb_build_array(%7$s)::text, coalesce($2->'uniq_hold', '{}'),
+             ARRAY(SELECT jsonb_array_elements_text($2->'tags'))
         FROM found AS p
       ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
       RETURNING id

@@ -134,6 +134,11 @@ def _filter(resource: Resource, trigger: Trigger, event: str, pk: tuple[str, ...
     return " AND ".join(parts) or "true"
 
 
+def _text_array(values: tuple[str, ...]) -> str:
+    """A text[] literal of `values` (the trigger's tags), each quoted as a literal."""
+    return f"ARRAY[{', '.join(quote_literal(v) for v in values)}]" if values else "'{}'"
+
+
 def _dollar_tag(body: str) -> str:
     """A dollar-quote tag that does not occur in the function's body."""
     n = 0
@@ -186,6 +191,7 @@ def event_function(
         "priority": str(int(trigger.priority)),
         "max_attempts": str(int(trigger.max_attempts)),
         "uniq_hold": quote_literal(json_text(worker_hold(trigger))),
+        "tags": _text_array(trigger.tags),
         "channel": quote_literal(channel(schema, INSERT_CHANNEL)),
         "expand_min": str(EXPAND_MIN_ROWS),
         "expand_queue": quote_literal(trigger.scheduler_queue),

@@ -35,7 +35,7 @@ from jobd.triggers.sqlgen import fill
 from jobd.triggers.tables import ResolvedTable
 
 log = structlog.get_logger("jobd.triggers")
-EXPAND_FIXED_PARAMS = 10  # $1..$10 of event_expand
+EXPAND_FIXED_PARAMS = 11  # $1..$11 of event_expand
 
 
 def expand_sql(
@@ -87,6 +87,7 @@ def expand_params(
         key_prefix(trigger, tenant, mode) + (DELETE_KEY if args["event"] == "delete" else ""),
         channel(schema, INSERT_CHANNEL),
         tenant,
+        list(job.tags),
         *table.primary_key,
     ]
 
@@ -108,7 +109,7 @@ def expand_worker(deps: Deps, resource: Resource, trigger: Trigger) -> Worker:
         log.info(
             "trigger.events_expanded",
             trigger=trigger.worker_name,
-            event=args["event"],
+            change=args["event"],  # not `event`: structlog's own argument (a TypeError)
             tenant=args.get("tenant"),
             rows=args.get("rows"),
             enqueued=enqueued,

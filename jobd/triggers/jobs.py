@@ -9,7 +9,9 @@ Three writers put these jobs into the table, all from what is defined here:
   `jobd.triggers.sql_api` writes from these same templates.
 
 The args of a trigger worker job: `{actor, input, extra, pk, tenant}`; its unique key:
-`<worker_name>:<tenant, schema strategy only>:<jsonb array of the key values>`.
+`<worker_name>:<tenant, schema strategy only>:<jsonb array of the key values>`; its tags
+the trigger's `tags` (a schedule's runs: the schedule's; scheduler and expansion jobs have
+none).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def worker_job(trigger: Trigger, stored_actor: Mapping[str, Any] | None = None) 
         priority=trigger.priority,
         max_attempts=trigger.max_attempts,
         uniq_hold=worker_hold(trigger),
+        tags=trigger.tags,
     )
 
 
@@ -135,6 +138,7 @@ def schedule_job(
         queue=schedule.queue,
         priority=schedule.priority,
         max_attempts=schedule.max_attempts,
+        tags=schedule.tags,
     )
 
 

@@ -89,6 +89,7 @@ def scan_params(
         None,
         trigger.record_limit,
         channel(schema, INSERT_CHANNEL),
+        list(job.tags),
         *statements.pk_names,
     ]
     if statements.tenant_param:

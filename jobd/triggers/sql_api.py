@@ -57,7 +57,7 @@ class RegistryRow:
 
 def template(job: JobSpec) -> dict[str, Any]:
     """A job as a registry template (what functions.sql's `_insert_job` reads)."""
-    keys = ("worker", "queue", "priority", "max_attempts", "uniq_key", "uniq_hold", "args")
+    keys = ("worker", "queue", "priority", "max_attempts", "uniq_key", "uniq_hold", "args", "tags")
     return {key: value for key, value in asdict(job).items() if key in keys}
 
 

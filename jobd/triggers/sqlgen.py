@@ -27,7 +27,7 @@ from jobd.triggers.jobs import tenant_mode
 from jobd.triggers.tables import ResolvedTable
 from jobd.where import compile_expression, parse_expression
 
-SCAN_FIXED_PARAMS = 11  # $1..$11 of trigger_scan_enqueue
+SCAN_FIXED_PARAMS = 12  # $1..$12 of trigger_scan_enqueue
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -62,7 +62,7 @@ class ScanSql:
 
     first: str  # the first page, or the whole scan
     next: str | None  # later keyset pages (None: one statement)
-    pk_names: tuple[str, ...]  # parameters $12.. (JSON keys of args.pk)
+    pk_names: tuple[str, ...]  # parameters $13.. (JSON keys of args.pk)
     paged: bool
     tenant_param: bool  # a tenant-attribute value follows the pk names
 

@@ -35,11 +35,12 @@ resources:
     triggers:
       process: {action: work, queue: work, priority: 3, max_attempts: 7, trigger_once: true,
                 discard_cooldown: 90s, action_input: {mode: fast}, scheduler_cron: "* * * * *",
-                scheduler_queue: scans, scheduler_priority: 2, max_scheduler_attempts: 4}
+                scheduler_queue: scans, scheduler_priority: 2, max_scheduler_attempts: 4,
+                tags: [billing, "a b"]}
       resting: {action: work, state: paused}
       gone: {action: work, state: deleted}
     scheduled_actions:
-      nightly: {action: work, cron: "@daily", action_input: {period: day, n: 1}}
+      nightly: {action: work, cron: "@daily", action_input: {period: day, n: 1}, tags: [reports]}
   things:
     table: things
     actions: {work: {python: "tests.integration.triggers.actions:record"}}
@@ -171,8 +172,8 @@ async def test_paused_trigger_enqueues(pool: Any) -> None:
 async def test_same_jobs_as_the_scheduler_and_cron(pool: Any) -> None:
     """The SQL functions build job rows identical to the Python paths (the scheduler's scan,
     and the job templates the cron enqueues): worker jobs (with actor store fields,
-    trigger_once hold, input), composite keys of int/text/uuid/timestamptz, tenants from the
-    row or given, scheduler jobs and schedule runs."""
+    trigger_once hold, input, tags), composite keys of int/text/uuid/timestamptz, tenants
+    from the row or given, scheduler jobs and schedule runs."""
     rt = await runtime(pool)
     things_pk = dict((await pool.fetchrow("SELECT to_jsonb(t) AS j FROM things t"))["j"])
     actor = {"id": 7, "org": "acme", "secret": "x"}
@@ -211,6 +212,7 @@ async def test_same_jobs_as_the_scheduler_and_cron(pool: Any) -> None:
     assert by_sql == by_python
     assert len(by_sql) == 10
     assert {"id": 7, "org": "acme"} in [row[3].get("actor") for row in by_sql]  # store fields
+    assert {tuple(row[5]) for row in by_sql} == {("billing", "a b"), ("reports",), ()}
 
 
 async def test_scheduler_job_shares_the_cron_key(pool: Any) -> None:
@@ -237,7 +239,10 @@ async def test_run_schedule(pool: Any) -> None:
 async def test_sync_removes_dropped_triggers(pool: Any) -> None:
     """A trigger and a schedule dropped from the configuration leave the registry, and a
     call naming them fails; a changed setting is updated."""
-    nightly = '      nightly: {action: work, cron: "@daily", action_input: {period: day, n: 1}}\n'
+    nightly = (
+        '      nightly: {action: work, cron: "@daily", action_input: {period: day, n: 1},'
+        " tags: [reports]}\n"
+    )
     smaller = (
         CONFIG.replace("      resting: {action: work, state: paused}\n", "")
         .replace("    scheduled_actions:\n" + nightly, "")

@@ -79,8 +79,8 @@ def test_scan_sql_default_is_paged_by_key() -> None:
     assert sql.paged and sql.pk_names == ("id",)
     assert '"t"."status" = \'new\'' in sql.first
     assert 'FROM "public"."orders" AS t' in sql.first
-    assert sql.next is not None and '(t."id") > ($12)' not in sql.next
-    assert '(t."id") > ($13)' in sql.next  # $12 is the pk name
+    assert sql.next is not None and '(t."id") > ($13)' not in sql.next
+    assert '(t."id") > ($14)' in sql.next  # $12 is the tags, $13 the pk name
     assert "{" + "filter}" not in sql.first
 
 
@@ -91,7 +91,7 @@ def test_scan_sql_custom_sort_is_one_statement() -> None:
     assert 'ORDER BY t."inserted_at" DESC, t."id"' in sql.first
     assert '("t"."note" IS NULL)' in sql.first
     desc = scan_sql(ORDERS, ORDERS.triggers["by_key_desc"], TABLE, '"x"', "jobd")
-    assert desc.paged and desc.next is not None and '(t."id") < ($13)' in desc.next
+    assert desc.paged and desc.next is not None and '(t."id") < ($14)' in desc.next
 
 
 def test_reread_sql_locks_only_with_lock_for_update() -> None:

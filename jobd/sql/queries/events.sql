@@ -22,7 +22,8 @@
 -- column changed") over those rows as `t`; {row_columns}: the key as k0.. (and tn, the
 -- tenant attribute as text; old, the old row image for delete); {key_prefix}: the unique
 -- key prefix ('<worker>:<tenant>:', the tenant being TG_TABLE_SCHEMA with schema
--- tenancy); {job_tenant}; {event}; {old}: `, 'old', p.old` for delete, else empty.
+-- tenancy); {job_tenant}; {event}; {old}: `, 'old', p.old` for delete, else empty;
+-- {tags}: the trigger's tags as a text[] literal.
 -- The notification is sent once per statement that inserted a job (and Postgres folds
 -- equal notifications of one transaction into one).
 -- A statement of more than {expand_min} matching rows enqueues instead ONE expansion job
@@ -61,11 +62,12 @@ BEGIN
     SELECT p.*, {key_prefix} || jsonb_build_array({key_values})::text AS uniq_key
       FROM changed AS p
   ), ins AS (
-    INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
+    INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold,
+                               tags)
     SELECT {queue}, {worker},
            {args}::jsonb || jsonb_build_object('pk', jsonb_build_object({pk_object}),
                                                'tenant', {job_tenant}, 'event', {event}{old}),
-           {priority}, {max_attempts}, p.uniq_key, {uniq_hold}::jsonb
+           {priority}, {max_attempts}, p.uniq_key, {uniq_hold}::jsonb, {tags}::text[]
       FROM keyed AS p
      ORDER BY {key_values}
     ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
@@ -169,16 +171,19 @@ DROP FUNCTION IF EXISTS {function}()
 -- tenant; old, the old row image); {pk_object}, {key_values}, {job_tenant}, {old} as in
 -- event_function. $1 the expansion job's args (jsonb), $2 queue, $3 worker name,
 -- $4 args common to every job (jsonb), $5 priority, $6 max_attempts, $7 uniq_hold
--- (jsonb), $8 unique key prefix, $9 notify channel, $10 the tenant (schema tenancy);
--- $11.. the primary key's column names. Returns how many jobs it inserted.
+-- (jsonb), $8 unique key prefix, $9 notify channel, $10 the tenant (schema tenancy),
+-- $11 tags (text[]); $12.. the primary key's column names. Returns how many jobs it
+-- inserted.
 WITH src AS (
   SELECT e.* FROM ROWS FROM ({arrays}) WITH ORDINALITY AS e({names}, n)
 ), ins AS (
-  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
+  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold,
+                             tags)
   SELECT $2::text, $3::text,
          $4::jsonb || jsonb_build_object('pk', jsonb_build_object({pk_object}),
                                          'tenant', {job_tenant}, 'event', $1::jsonb -> 'event'{old}),
-         $5::int, $6::int, $8::text || jsonb_build_array({key_values})::text, $7::jsonb
+         $5::int, $6::int, $8::text || jsonb_build_array({key_values})::text, $7::jsonb,
+         $11::text[]
     FROM src AS p
    ORDER BY p.n
   ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING

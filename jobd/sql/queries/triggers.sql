@@ -72,7 +72,7 @@ SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off
 -- $6 args common to every job (jsonb: actor, input, extra), $7 unique key prefix
 -- ('<worker>:<tenant>:'), $8 the tenant stored in the jobs (text, NULL: none or the row's),
 -- $9 most rows scanned (bigint, NULL: all), $10 most jobs inserted (bigint, NULL: no limit),
--- $11 notify channel; $12.. the primary key's column names (the JSON keys of args.pk),
+-- $11 notify channel, $12 tags (text[]); $13.. the primary key's column names (the JSON keys of args.pk),
 -- then the values {filter} uses (tenant attribute value, keyset position), as it numbers them.
 WITH scan AS MATERIALIZED (
   SELECT {scan_columns}
@@ -93,11 +93,12 @@ WITH scan AS MATERIALIZED (
    ORDER BY {scan_order}
    LIMIT $10::bigint
 ), ins AS (
-  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold)
+  INSERT INTO {schema}.jobs (queue, worker, args, priority, max_attempts, uniq_key, uniq_hold,
+                             tags)
   SELECT $2::text, $1::text,
          $6::jsonb || jsonb_build_object('pk', jsonb_build_object({pk_object}),
                                          'tenant', {job_tenant}),
-         $3::int, $4::int, p.uniq_key, $5::jsonb
+         $3::int, $4::int, p.uniq_key, $5::jsonb, $12::text[]
     FROM picked AS p
    ORDER BY {scan_order}
   ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING

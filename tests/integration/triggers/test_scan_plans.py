@@ -86,6 +86,8 @@ async def explain(
 def _text(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, list):  # a text[] (the tags): an array literal
+        return "{" + ",".join(json.dumps(str(v)) for v in value) + "}"
     return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
