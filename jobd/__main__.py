@@ -1,5 +1,5 @@
 """`python -m jobd` runs the same CLI as the `jobd` console script."""
 
-from jobd.cli.main import main
+from jobd.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -26,6 +26,7 @@ from jobd.sql.values import json_problem, loads_json, text_problem
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace], int]
 CONNECT_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 3.0
 
 
 def add_config(
@@ -150,7 +151,13 @@ async def database(spec: Spec) -> AsyncIterator[Db]:
     try:
         yield Db(spec, pool, spec.database.schema)
     finally:
-        await pool.close()
+        # A command cut short (Ctrl-C) may leave a connection mid-query: asyncpg's close
+        # waits for it without a bound, so a command could hang after Ctrl-C; give it a
+        # moment, then drop the connections.
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            pool.terminate()
         del embedded  # the embedded server stops when its handle goes
 
 

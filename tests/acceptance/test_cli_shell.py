@@ -105,3 +105,24 @@ def test_status_watch_redraws_until_ctrl_c(database_url: str, tmp_path: Path) ->
     proc.stderr.close()
     assert code == 0 and errors == ""
     assert "every 0.2s (Ctrl-C stops)" in headers[0]
+
+
+@pytest.mark.parametrize("after_s", [0.05, 0.15, 0.3, 0.6])
+def test_ctrl_c_while_the_cli_starts_shows_no_traceback(after_s: float, tmp_path: Path) -> None:
+    """Ctrl-C at any moment of start-up (while the CLI's modules still load: half a second
+    or more on a busy machine) ends the command without a traceback: exit 130 (or the
+    signal itself, before Python's handler exists), or 0 when `--watch` already ran."""
+    config = tmp_path / "jobd.yaml"
+    config.write_text('version: 1\ndatabase: {url: "postgresql://127.0.0.1:1/none"}\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobd", "status", "--watch", "1", "-c", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    threading.Event().wait(after_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert "Traceback" not in err, err
+    assert proc.returncode in (0, 130, -signal.SIGINT, 1), (proc.returncode, err)
