@@ -91,18 +91,19 @@ def test_status_watch_redraws_until_ctrl_c(database_url: str, tmp_path: Path) ->
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         assert seen_two.wait(30), "no second snapshot"
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=15)
-    finally:
+    finally:  # on a failure too: no process or pipe outlives the test
         if proc.poll() is None:
             proc.kill()
-    reader.join(timeout=5)
-    assert proc.stdout is not None and proc.stderr is not None
-    errors = proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
+            proc.wait()
+        reader.join(timeout=5)
+        errors = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
     assert code == 0 and errors == ""
     assert "every 0.2s (Ctrl-C stops)" in headers[0]
 
