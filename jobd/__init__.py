@@ -7,17 +7,15 @@ internal and may change. They are imported on first use, so `import jobd` (and
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+# No runtime import at all (not even typing): `python -m jobd` imports this package before
+# the CLI can catch a Ctrl-C (jobd.cli.entry), so it must take no time.
+TYPE_CHECKING = False
 
 DISTRIBUTION = "pgjobd"  # the name on the package index; the import package is `jobd`
 
-try:
-    __version__ = version(DISTRIBUTION)
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
-
 if TYPE_CHECKING:
+    from typing import Any
+
     from jobd.actions.base import ActionContext
     from jobd.client import Client
     from jobd.outcomes import Cancel, Discard, Snooze
@@ -33,7 +31,21 @@ _LAZY = {
 }
 
 
+def _version() -> str:
+    # Looked up on first use: importlib.metadata alone takes a noticeable part of `import
+    # jobd`, which runs before the CLI can catch a Ctrl-C (jobd.cli.entry).
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = globals()["__version__"] = _version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'jobd' has no attribute {name!r}")
