@@ -267,7 +267,7 @@ class Trigger:
 class Schedule:
     name: str
     resource: str
-    cron: str  # as written: 5 fields, 6 with seconds first, or @nickname
+    cron: str | None  # as written: 5 fields, 6 with seconds first, or @nickname; None: no ticks
     timezone: str
     action: str
     action_input: JsonObject

@@ -127,7 +127,7 @@ def build_schedule(resource: str, name: str, raw: Raw, scope: Inherited) -> Sche
     return Schedule(
         name=name,
         resource=resource,
-        cron=opts["cron"],
+        cron=None if opts["cron"] is False else opts["cron"],
         timezone=opts["timezone"],
         action=opts["action"],
         action_input=freeze_json(opts["action_input"]),

@@ -176,7 +176,10 @@ def scheduler_cron_entry(trigger: Trigger) -> CronEntry | None:
     )
 
 
-def schedule_cron_entry(resource: Resource, schedule: Schedule) -> CronEntry:
+def schedule_cron_entry(resource: Resource, schedule: Schedule) -> CronEntry | None:
+    """The cron entry of a scheduled action (None: `cron: false`, runs only on request)."""
+    if schedule.cron is None:
+        return None
     return CronEntry(
         name=schedule.worker_name,
         expression=schedule.cron,
@@ -197,8 +200,9 @@ def cron_entries(spec: Spec) -> tuple[CronEntry, ...]:
             if entry is not None:
                 entries.append(entry)
         for schedule in resource.scheduled_actions.values():
-            if schedule.state == "active":
-                entries.append(schedule_cron_entry(resource, schedule))
+            tick = schedule_cron_entry(resource, schedule) if schedule.state == "active" else None
+            if tick is not None:
+                entries.append(tick)
     return tuple(entries)
 
 

@@ -1,7 +1,8 @@
 """Enqueue with input, a time and a priority (issue 15) through the SQL functions and
 jobd.Client: the job's args, state, scheduled_at and priority; the row's key held from the
 insert on; old call forms unchanged; one-off events of scheduled actions; bad options
-refused with clear errors; a scheduled job that runs when due with its input."""
+refused with clear errors; a scheduled job that runs when due with its input; a scheduled
+action with `cron: false` for one-off events only."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import asyncpg
 import pytest
 
 from jobd.client import Client, UnknownTrigger
-from jobd.errors import UsageError
+from jobd.config import load_config_text
+from jobd.errors import ConfigError, UsageError
 from jobd.testing import JobdTest
+from jobd.triggers.jobs import cron_entries
 from tests.integration import test_client, test_sql_api
 from tests.integration.test_sql_api import CONFIG, HEADER, TABLES
 from tests.integration.triggers import actions
@@ -232,25 +235,63 @@ async def test_client_unknown_names_say_did_you_mean(client: Client) -> None:
         await client.run_triggers("order", "process", [{"id": 1}])
 
 
-async def test_scheduled_jobs_run_when_due_with_their_input(database_url: str) -> None:
-    """A delayed trigger job and a one-off event do not run before their time; once it has
-    come they run, and the action sees the input merged over action_input (ctx.input)."""
+async def _start_clean(database_url: str) -> None:
+    """The test tables in the database, and no recorded action calls."""
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(TABLES)
     finally:
         await conn.close()
     actions.reset()
+
+
+async def _run_when_due(jobd: JobdTest) -> list[str]:
+    """Nothing runs before its time; then, the time come, the states of what ran."""
+    assert (await jobd.drain()).jobs == ()
+    await jobd.pool.execute("UPDATE jobd.jobs SET scheduled_at = now() - interval '1s'")
+    return sorted(j.state for j in (await jobd.drain()).jobs)
+
+
+async def test_scheduled_jobs_run_when_due_with_their_input(database_url: str) -> None:
+    """A delayed trigger job and a one-off event do not run before their time; once it has
+    come they run, and the action sees the input merged over action_input (ctx.input)."""
+    await _start_clean(database_url)
     async with await JobdTest.start(HEADER + CONFIG, database_url, env={}) as jobd:
         await jobd.client.run_trigger(
             "orders", "process", {"id": 1}, input={"x": 1}, schedule_in="1h"
         )
         await jobd.client.schedule("orders", "nightly", input={"n": 5}, schedule_in="1h")
-        assert (await jobd.drain()).jobs == ()
-        await jobd.pool.execute("UPDATE jobd.jobs SET scheduled_at = now() - interval '1s'")
-        ran = await jobd.drain()
-        assert sorted(j.state for j in ran.jobs) == ["completed", "completed"]
+        assert await _run_when_due(jobd) == ["completed", "completed"]
     inputs = sorted(
         (c["input"] for c in actions.CALLS), key=lambda i: json.dumps(i, sort_keys=True)
     )
     assert inputs == [{"mode": "fast", "x": 1}, {"n": 5, "period": "day"}]
+
+
+EVENTS_ONLY = """
+version: 1
+database: {url: "postgresql://unused"}
+resources:
+  orders:
+    table: orders
+    actions:
+      work: {python: "tests.integration.triggers.actions:record"}
+    scheduled_actions:
+      remind: {action: work, cron: false, action_input: {tone: mild}}
+"""
+
+
+async def test_an_events_only_scheduled_action_has_no_ticks(database_url: str) -> None:
+    """`cron: false` makes a scheduled action with no cron entry (no ticks) that one-off
+    events still run, with their input; `cron: true` is refused by name."""
+    await _start_clean(database_url)
+    spec = load_config_text(EVENTS_ONLY, "events.yaml", env={})
+    assert spec.resources["orders"].scheduled_actions["remind"].cron is None
+    assert cron_entries(spec) == ()
+    async with await JobdTest.start(EVENTS_ONLY, database_url, env={}) as jobd:
+        await jobd.client.schedule("orders", "remind", input={"to": 7}, schedule_in="10m")
+        assert await _run_when_due(jobd) == ["completed"]
+    assert [c["input"] for c in actions.CALLS] == [{"tone": "mild", "to": 7}]
+    with pytest.raises(ConfigError) as raised:
+        load_config_text(EVENTS_ONLY.replace("cron: false", "cron: true"), "bad.yaml", env={})
+    assert "must be a cron expression or false" in str(raised.value.problems)

@@ -69,6 +69,7 @@ async def test_every_path_tags_the_jobs(build: Build, pool: Any) -> None:
     await pool.execute("SELECT jobd.run_schedule('orders', 'report', schedule_in => '1h')")
     orders = rt.spec.resources["orders"]
     entry = schedule_cron_entry(orders, orders.scheduled_actions["report"])
+    assert entry is not None
     async with pool.acquire() as conn:
         await insert_jobs(conn, [entry.job, scheduler_job(orders.triggers["process"])])
     assert await tags_by_worker(pool) == {
