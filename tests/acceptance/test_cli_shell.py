@@ -17,6 +17,14 @@ from tests.acceptance import daemon_harness as h
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
+def ctrl_c_as_at_a_terminal() -> None:
+    """In the child: SIGINT handled by default, as at a terminal. A test run started in
+    the background by a non-interactive shell (`bash -c '... &'`) has SIGINT ignored, the
+    children inherit that, and Python then never turns Ctrl-C into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 COMPLETE = """
 source {script}
 complete -p jobd
@@ -77,6 +85,7 @@ def test_status_watch_redraws_until_ctrl_c(database_url: str, tmp_path: Path) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_at_a_terminal,
     )
     headers: list[str] = []
     seen_two = threading.Event()
@@ -121,6 +130,7 @@ def test_ctrl_c_while_the_cli_starts_shows_no_traceback(after_s: float, tmp_path
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_at_a_terminal,
     )
     threading.Event().wait(after_s)
     proc.send_signal(signal.SIGINT)
